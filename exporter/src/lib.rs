@@ -1,0 +1,1 @@
+//! trendscore-exporter (being written).

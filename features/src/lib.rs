@@ -1,0 +1,1 @@
+//! trendscore-features (being written).

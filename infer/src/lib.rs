@@ -1,0 +1,1 @@
+//! trendscore-infer (being written).

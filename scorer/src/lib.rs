@@ -1,0 +1,1 @@
+//! trendscore-scorer (being written).

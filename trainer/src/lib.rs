@@ -1,0 +1,1 @@
+//! trendscore-trainer (being written).
