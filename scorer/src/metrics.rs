@@ -1,0 +1,219 @@
+//! Prometheus metrics of the scorer and the HTTP server that exposes them.
+//!
+//! `/metrics` (text format), `/healthz` (200 while the process runs its loops), `/readyz`
+//! (200 once the model is loaded and the consumer has joined its group, 503 otherwise).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::validate::Reason;
+
+type Labels = Vec<(String, String)>;
+
+/// Every metric the scorer keeps. Cheap to clone (all handles are shared).
+pub struct Metrics {
+    registry: Registry,
+    /// Input messages consumed.
+    pub rows_in: Counter,
+    /// Predictions written (Parquet rows).
+    pub rows_scored: Counter,
+    /// Messages dead-lettered, by reason.
+    pub dead_lettered: Family<Labels, Counter>,
+    /// Duplicate (ticker, week) rows dropped.
+    pub duplicates: Counter,
+    /// Rows that followed a gap (the gap policy applied).
+    pub gaps: Counter,
+    /// Windows per inference call.
+    pub batch_size: Histogram,
+    /// Seconds per inference call.
+    pub inference_seconds: Histogram,
+    /// Seconds from a message's timestamp (when it is recent: a live producer) to the
+    /// Parquet file holding its prediction being durable.
+    pub produce_to_parquet_seconds: Histogram,
+    /// Consumer lag (high watermark - next offset) by partition.
+    pub consumer_lag: Family<Labels, Gauge>,
+    /// Parquet files made durable.
+    pub files_written: Counter,
+    /// Files removed on assignment because they were past the committed offset.
+    pub files_removed: Counter,
+    /// Model reloads by result (`ok`, `failed`).
+    pub model_reloads: Family<Labels, Counter>,
+    /// Offset commits by result.
+    pub commits: Family<Labels, Counter>,
+    /// Produce failures (predictions or dead-letter topic) after librdkafka's retries.
+    pub produce_errors: Counter,
+    /// Set once the model is loaded and the consumer is running.
+    pub ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("scorer");
+        let rows_in = Counter::default();
+        let rows_scored = Counter::default();
+        let dead_lettered = Family::<Labels, Counter>::default();
+        let duplicates = Counter::default();
+        let gaps = Counter::default();
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let inference_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        let produce_to_parquet_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        let consumer_lag = Family::<Labels, Gauge>::default();
+        let files_written = Counter::default();
+        let files_removed = Counter::default();
+        let model_reloads = Family::<Labels, Counter>::default();
+        let commits = Family::<Labels, Counter>::default();
+        let produce_errors = Counter::default();
+        registry.register("rows_in", "Input messages consumed", rows_in.clone());
+        registry.register("rows_scored", "Predictions written", rows_scored.clone());
+        registry.register(
+            "dead_lettered",
+            "Messages dead-lettered by reason",
+            dead_lettered.clone(),
+        );
+        registry.register("duplicates", "Duplicate rows dropped", duplicates.clone());
+        registry.register("gaps", "Rows after a week gap", gaps.clone());
+        registry.register("batch_size", "Windows per inference call", batch_size.clone());
+        registry.register(
+            "inference_seconds",
+            "Seconds per inference call",
+            inference_seconds.clone(),
+        );
+        registry.register(
+            "produce_to_parquet_seconds",
+            "Seconds from message timestamp to durable Parquet (recent timestamps only)",
+            produce_to_parquet_seconds.clone(),
+        );
+        registry.register("consumer_lag", "Messages behind the high watermark", consumer_lag.clone());
+        registry.register("files_written", "Parquet files made durable", files_written.clone());
+        registry.register(
+            "files_removed",
+            "Files past the committed offset removed on assignment",
+            files_removed.clone(),
+        );
+        registry.register("model_reloads", "Model reloads by result", model_reloads.clone());
+        registry.register("commits", "Offset commits by result", commits.clone());
+        registry.register("produce_errors", "Failed produces", produce_errors.clone());
+        for r in Reason::ALL {
+            // Pre-create every reason so dashboards see zeros.
+            dead_lettered.get_or_create(&vec![("reason".into(), r.as_str().into())]);
+        }
+        Self {
+            registry,
+            rows_in,
+            rows_scored,
+            dead_lettered,
+            duplicates,
+            gaps,
+            batch_size,
+            inference_seconds,
+            produce_to_parquet_seconds,
+            consumer_lag,
+            files_written,
+            files_removed,
+            model_reloads,
+            commits,
+            produce_errors,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts a dead-lettered message.
+    pub fn dead_letter(&self, reason: Reason) {
+        self.dead_lettered
+            .get_or_create(&vec![("reason".into(), reason.as_str().into())])
+            .inc();
+    }
+
+    /// The count for one dead-letter reason.
+    pub fn dead_letter_count(&self, reason: Reason) -> u64 {
+        self.dead_lettered
+            .get_or_create(&vec![("reason".into(), reason.as_str().into())])
+            .get()
+    }
+
+    /// Counts a labelled event (`family` is one of the label families above).
+    pub fn labelled(family: &Family<Labels, Counter>, key: &str, value: &str) {
+        family.get_or_create(&vec![(key.into(), value.into())]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let m1 = metrics.clone();
+    let m2 = metrics;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m1.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let m = m2.clone();
+                async move {
+                    if m.ready.load(Ordering::Relaxed) {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_has_reasons_and_counts() {
+        let m = Metrics::new();
+        m.rows_in.inc();
+        m.dead_letter(Reason::Late);
+        let text = m.render();
+        assert!(text.contains("scorer_rows_in_total 1"), "{text}");
+        assert!(text.contains("scorer_dead_lettered_total{reason=\"late\"} 1"), "{text}");
+        assert!(text.contains("scorer_dead_lettered_total{reason=\"bad_date\"} 0"), "{text}");
+        assert_eq!(m.dead_letter_count(Reason::Late), 1);
+    }
+}

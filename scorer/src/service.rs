@@ -1,0 +1,777 @@
+//! `scorer run`: the Kafka pipeline.
+//!
+//! Threads and data flow:
+//! - the **consumer thread** (the caller of [`run`]) polls a `BaseConsumer` in the consumer
+//!   group, validates each message, applies it to the partition's [`WindowStore`], sends
+//!   dead letters, and collects ready windows into a micro-batch that is handed to the
+//!   worker when it holds `batch.max_rows` windows or its oldest entry waited
+//!   `batch.max_wait_ms`. It stores offsets the worker reports durable and commits them on a
+//!   timer, on revoke and on shutdown. Rebalance callbacks run on this thread too.
+//! - the **worker thread** runs inference, writes the Parquet sink, produces predictions,
+//!   rolls files on a timer, and reports a partition's next offset as durable only when the
+//!   partition has no open file and the producer has delivered everything (predictions and
+//!   dead letters) so far.
+//! - the **reload thread** polls the model file and hot-swaps it.
+//!
+//! Window state across restarts and rebalances: instead of a changelog topic, a newly
+//! assigned partition's windows are rebuilt by reading the input partition itself from its
+//! low watermark up to the committed offset (the input topic *is* the changelog; it needs a
+//! retention that keeps the history, see README). This gives exactly the state an
+//! uninterrupted run had at the committed offset.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{debug, error, info, warn};
+
+use crate::config::ScorerConfig;
+use crate::kafka::{self, ScorerProducer};
+use crate::metrics::Metrics;
+use crate::scoring::{score, ModelHandle};
+use crate::sink::{ClosedFile, ParquetDirSink, PredictionSink, SourceKey};
+use crate::validate::{parse_message, Reason};
+use crate::window::{Fate, Window, WindowStore};
+use crate::{Result, ScorerError};
+
+/// A ready window and where it came from.
+struct ReadyWindow {
+    partition: i32,
+    offset: i64,
+    /// Message timestamp when it looks like a live producer's (within the last day).
+    live_ts_ms: Option<i64>,
+    window: Window,
+}
+
+#[derive(Default)]
+struct Pending {
+    windows: Vec<ReadyWindow>,
+    /// Next offset per partition covered by this batch (every consumed message counts).
+    advance: BTreeMap<i32, i64>,
+    since: Option<Instant>,
+}
+
+enum WorkerMsg {
+    Batch {
+        windows: Vec<ReadyWindow>,
+        advance: BTreeMap<i32, i64>,
+    },
+    /// Close the partitions' files; reply with their durable next offsets.
+    Close {
+        partitions: Vec<i32>,
+        reply: SyncSender<BTreeMap<i32, i64>>,
+    },
+    /// Discard files past the committed offsets and start tracking the partitions.
+    Recover {
+        partitions: Vec<(i32, i64)>,
+        reply: SyncSender<Result<()>>,
+    },
+    /// Close everything and stop.
+    Shutdown { reply: SyncSender<BTreeMap<i32, i64>> },
+}
+
+struct ConsumerState {
+    stores: HashMap<i32, WindowStore>,
+    pending: Pending,
+}
+
+/// State shared by the consumer loop and its rebalance callbacks (same thread).
+struct Inner {
+    config: ScorerConfig,
+    metrics: Arc<Metrics>,
+    producer: Arc<ScorerProducer>,
+    tx: SyncSender<WorkerMsg>,
+    state: Mutex<ConsumerState>,
+    /// Offsets the worker made durable, waiting to be stored in the consumer.
+    durable: Arc<Mutex<BTreeMap<i32, i64>>>,
+    fatal: Arc<Mutex<Option<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    fn topic(&self) -> &str {
+        &self.config.kafka.input_topic
+    }
+
+    fn set_fatal(&self, msg: String) {
+        error!(error = %msg, "fatal");
+        lock(&self.fatal).get_or_insert(msg);
+    }
+
+    fn send(&self, msg: WorkerMsg) -> bool {
+        if self.tx.send(msg).is_err() {
+            self.set_fatal("the worker thread stopped".into());
+            return false;
+        }
+        true
+    }
+
+    fn handle(&self, m: &BorrowedMessage<'_>) {
+        self.metrics.rows_in.inc();
+        let p = m.partition();
+        let offset = m.offset();
+        let mut st = lock(&self.state);
+        match parse_message(m.payload()) {
+            Err(rej) => self.dead_letter(m, rej.reason, &rej.detail),
+            Ok(row) => {
+                let policy = self.config.window.gap_policy;
+                let pushed = st
+                    .stores
+                    .entry(p)
+                    .or_insert_with(|| WindowStore::new(policy))
+                    .push(row);
+                if pushed.gap {
+                    self.metrics.gaps.inc();
+                }
+                match pushed.fate {
+                    Fate::Ready(window) => {
+                        let now = chrono::Utc::now().timestamp_millis();
+                        let live_ts_ms = m
+                            .timestamp()
+                            .to_millis()
+                            .filter(|t| (now - 86_400_000..=now + 60_000).contains(t));
+                        st.pending.windows.push(ReadyWindow {
+                            partition: p,
+                            offset,
+                            live_ts_ms,
+                            window,
+                        });
+                    }
+                    Fate::Filling(_) => {}
+                    Fate::Duplicate => {
+                        self.metrics.duplicates.inc();
+                        debug!(partition = p, offset, "duplicate week dropped");
+                    }
+                    Fate::Late(newest) => self.dead_letter(
+                        m,
+                        Reason::Late,
+                        &format!("week is older than the newest week {newest} seen for the ticker"),
+                    ),
+                }
+            }
+        }
+        st.pending.advance.insert(p, offset + 1);
+        st.pending.since.get_or_insert_with(Instant::now);
+    }
+
+    fn dead_letter(&self, m: &BorrowedMessage<'_>, reason: Reason, detail: &str) {
+        self.metrics.dead_letter(reason);
+        warn!(partition = m.partition(), offset = m.offset(), %reason, detail, "dead letter");
+        let topic = &self.config.kafka.dead_letter_topic;
+        if topic.is_empty() {
+            return;
+        }
+        let headers =
+            kafka::dead_letter_headers(reason.as_str(), detail, self.topic(), m.partition(), m.offset());
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+        if let Some(k) = m.key() {
+            record = record.key(k);
+        }
+        if let Some(v) = m.payload() {
+            record = record.payload(v);
+        }
+        if let Err(e) = kafka::send_blocking(&self.producer, record) {
+            self.metrics.produce_errors.inc();
+            error!(error = %e, "dead-letter produce failed");
+        }
+    }
+
+    /// Hands the micro-batch to the worker when due (or `force`).
+    fn flush_pending(&self, force: bool) {
+        let batch = {
+            let mut st = lock(&self.state);
+            let due = st.pending.windows.len() >= self.config.batch.max_rows.max(1)
+                || st.pending.since.is_some_and(|s| {
+                    s.elapsed() >= Duration::from_millis(self.config.batch.max_wait_ms)
+                });
+            if st.pending.advance.is_empty() || !(force || due) {
+                return;
+            }
+            std::mem::take(&mut st.pending)
+        };
+        self.send(WorkerMsg::Batch {
+            windows: batch.windows,
+            advance: batch.advance,
+        });
+    }
+
+    fn pending_wait(&self) -> Duration {
+        let st = lock(&self.state);
+        match st.pending.since {
+            Some(s) => Duration::from_millis(self.config.batch.max_wait_ms)
+                .saturating_sub(s.elapsed())
+                .max(Duration::from_millis(1)),
+            None => Duration::from_millis(100),
+        }
+    }
+
+    /// Stores the worker's durable offsets for assigned partitions.
+    fn store_durable<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
+        let durable = std::mem::take(&mut *lock(&self.durable));
+        self.store(consumer, &durable);
+    }
+
+    fn store<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, offsets: &BTreeMap<i32, i64>) {
+        if offsets.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &o) in offsets {
+            if tpl
+                .add_partition_offset(self.topic(), p, Offset::Offset(o))
+                .is_err()
+            {
+                continue;
+            }
+        }
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            // A partition revoked meanwhile: its new owner starts from the committed offset.
+            warn!(error = %e, "storing offsets failed");
+        }
+    }
+
+    fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, mode: CommitMode) {
+        match consumer.commit_consumer_state(mode) {
+            Ok(()) => Metrics::labelled(&self.metrics.commits, "result", "ok"),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                Metrics::labelled(&self.metrics.commits, "result", "failed");
+                warn!(error = %e, "commit failed (will retry)");
+            }
+        }
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic())
+            .map(|e| e.partition())
+            .collect()
+    }
+
+    fn on_revoke<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, partitions: Vec<i32>) {
+        info!(?partitions, "partitions revoked: flushing");
+        self.flush_pending(true);
+        let (reply, rx) = sync_channel(1);
+        if !self.send(WorkerMsg::Close {
+            partitions: partitions.clone(),
+            reply,
+        }) {
+            return;
+        }
+        if let Ok(offsets) = rx.recv() {
+            // Also store anything the worker reported before.
+            self.store_durable(consumer);
+            self.store(consumer, &offsets);
+            self.commit(consumer, CommitMode::Sync);
+        }
+        let mut st = lock(&self.state);
+        for p in partitions {
+            st.stores.remove(&p);
+        }
+    }
+
+    fn on_assign<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        let partitions = self.partitions(tpl);
+        if partitions.is_empty() {
+            return;
+        }
+        if let Err(e) = self.assign(consumer, tpl, &partitions) {
+            self.set_fatal(format!("assigning {partitions:?}: {e}"));
+        }
+    }
+
+    fn assign<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+        partitions: &[i32],
+    ) -> Result<()> {
+        let committed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(30))?;
+        let mut recover = Vec::new();
+        for p in partitions {
+            let c = committed
+                .find_partition(self.topic(), *p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            recover.push((*p, c));
+        }
+        info!(?recover, "partitions assigned: recovering from committed offsets");
+        let (reply, rx) = sync_channel(1);
+        if !self.send(WorkerMsg::Recover {
+            partitions: recover.clone(),
+            reply,
+        }) {
+            return Err(ScorerError::Internal("worker stopped".into()));
+        }
+        rx.recv()
+            .map_err(|_| ScorerError::Internal("worker stopped".into()))??;
+        for (p, c) in recover {
+            let t = Instant::now();
+            let (store, rows) = self.restore(p, c)?;
+            info!(partition = p, committed = c, rows, tickers = store.len(), secs = t.elapsed().as_secs_f64(), "windows restored");
+            lock(&self.state).stores.insert(p, store);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the windows of partition `p` from the input messages before `upto`.
+    fn restore(&self, p: i32, upto: i64) -> Result<(WindowStore, usize)> {
+        let mut store = WindowStore::new(self.config.window.gap_policy);
+        if upto <= 0 {
+            return Ok((store, 0));
+        }
+        let k = &self.config.kafka;
+        let mut cfg = kafka::base_config(k);
+        cfg.set("group.id", format!("{}-restore", k.group))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        let c: BaseConsumer = cfg.create()?;
+        let timeout = Duration::from_millis(k.restore_timeout_ms);
+        let (low, high) = c.fetch_watermarks(self.topic(), p, Duration::from_secs(30))?;
+        let end = upto.min(high);
+        if end <= low {
+            return Ok((store, 0));
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(self.topic(), p, Offset::Offset(low))?;
+        c.assign(&tpl)?;
+        let deadline = Instant::now() + timeout;
+        let mut rows = 0;
+        loop {
+            if Instant::now() > deadline {
+                return Err(ScorerError::Internal(format!(
+                    "restoring partition {p}: timed out before offset {end}"
+                )));
+            }
+            match c.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    if m.offset() >= end {
+                        break;
+                    }
+                    if let Ok(row) = parse_message(m.payload()) {
+                        store.push(row);
+                    }
+                    rows += 1;
+                    if m.offset() + 1 >= end {
+                        break;
+                    }
+                }
+                Some(Err(e)) => warn!(error = %e, "restore consumer"),
+                None => {}
+            }
+        }
+        Ok((store, rows))
+    }
+}
+
+/// The consumer's context: rebalance callbacks.
+struct ScorerContext {
+    inner: Arc<Inner>,
+}
+
+impl ClientContext for ScorerContext {}
+
+impl ConsumerContext for ScorerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let parts = self.inner.partitions(tpl);
+                self.inner.on_revoke(consumer, parts);
+            }
+            Rebalance::Assign(tpl) => self.inner.on_assign(consumer, tpl),
+            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+struct Worker {
+    config: ScorerConfig,
+    metrics: Arc<Metrics>,
+    producer: Arc<ScorerProducer>,
+    model: Arc<ModelHandle>,
+    sink: Box<dyn PredictionSink>,
+    next: BTreeMap<i32, i64>,
+    stored: BTreeMap<i32, i64>,
+    live_ts: BTreeMap<i32, Vec<i64>>,
+    durable: Arc<Mutex<BTreeMap<i32, i64>>>,
+}
+
+impl Worker {
+    fn source(&self, p: i32) -> SourceKey {
+        SourceKey {
+            topic: self.config.kafka.input_topic.clone(),
+            partition: p,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<WorkerMsg>) -> Result<()> {
+        let tick = Duration::from_millis((self.config.sink.max_file_age_ms / 4).clamp(10, 200));
+        loop {
+            match rx.recv_timeout(tick) {
+                Ok(WorkerMsg::Batch { windows, advance }) => self.process(windows, advance)?,
+                Ok(WorkerMsg::Close { partitions, reply }) => {
+                    for p in &partitions {
+                        let closed = self.sink.close_source(&self.source(*p))?;
+                        self.account(closed);
+                    }
+                    let offsets = self.commit_points(Some(&partitions));
+                    for p in &partitions {
+                        self.next.remove(p);
+                        self.stored.remove(p);
+                        self.live_ts.remove(p);
+                    }
+                    let _ = reply.send(offsets);
+                }
+                Ok(WorkerMsg::Recover { partitions, reply }) => {
+                    let mut result = Ok(());
+                    for (p, committed) in partitions {
+                        match self.sink.discard_after(&self.source(p), committed) {
+                            Ok(n) => {
+                                if n > 0 {
+                                    info!(partition = p, committed, removed = n, "removed files past the committed offset");
+                                }
+                                self.metrics.files_removed.inc_by(n as u64);
+                                self.next.insert(p, committed);
+                                self.stored.insert(p, committed);
+                            }
+                            Err(e) => {
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    let _ = reply.send(result);
+                }
+                Ok(WorkerMsg::Shutdown { reply }) => {
+                    let closed = self.sink.close_all()?;
+                    self.account(closed);
+                    let offsets = self.commit_points(None);
+                    let _ = reply.send(offsets);
+                    return Ok(());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            let closed = self.sink.roll_due(Instant::now())?;
+            self.account(closed);
+            let offsets = self.commit_points(None);
+            if !offsets.is_empty() {
+                lock(&self.durable).extend(offsets);
+            }
+        }
+    }
+
+    fn process(&mut self, windows: Vec<ReadyWindow>, advance: BTreeMap<i32, i64>) -> Result<()> {
+        if !windows.is_empty() {
+            let model = self.model.current();
+            let refs: Vec<&Window> = windows.iter().map(|w| &w.window).collect();
+            let t = Instant::now();
+            let mut rows = score(model.as_ref(), &refs, trendscore_schemas::now_ms())?;
+            self.metrics
+                .inference_seconds
+                .observe(t.elapsed().as_secs_f64());
+            self.metrics.batch_size.observe(windows.len() as f64);
+            // Group by partition, keeping offset order.
+            let mut by_part: BTreeMap<i32, (Vec<_>, Vec<i64>)> = BTreeMap::new();
+            for (row, w) in rows.iter_mut().zip(&windows) {
+                row.source_partition = Some(w.partition);
+                row.source_offset = Some(w.offset);
+                if let Some(ts) = w.live_ts_ms {
+                    self.live_ts.entry(w.partition).or_default().push(ts);
+                }
+            }
+            for (row, w) in rows.into_iter().zip(&windows) {
+                let e = by_part.entry(w.partition).or_default();
+                e.0.push(row);
+                e.1.push(w.offset);
+            }
+            let now = Instant::now();
+            for (p, (rows, offsets)) in by_part {
+                let source = self.source(p);
+                let closed = self.sink.write(&source, &rows, &offsets, now)?;
+                self.metrics.rows_scored.inc_by(rows.len() as u64);
+                self.produce_predictions(&rows);
+                self.account(closed);
+            }
+        }
+        for (p, o) in advance {
+            let e = self.next.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+        Ok(())
+    }
+
+    fn produce_predictions(&self, rows: &[trendscore_schemas::PredictionRow]) {
+        let topic = &self.config.kafka.predictions_topic;
+        if topic.is_empty() {
+            return;
+        }
+        for row in rows {
+            let value = match serde_json::to_vec(row) {
+                Ok(v) => v,
+                Err(e) => {
+                    error!(error = %e, "serialising a prediction");
+                    continue;
+                }
+            };
+            let record = BaseRecord::to(topic)
+                .key(row.ticker.as_bytes())
+                .payload(value.as_slice());
+            if let Err(e) = kafka::send_blocking(&self.producer, record) {
+                self.metrics.produce_errors.inc();
+                error!(error = %e, "prediction produce failed");
+            }
+        }
+    }
+
+    fn account(&mut self, closed: Vec<ClosedFile>) {
+        if closed.is_empty() {
+            return;
+        }
+        self.metrics.files_written.inc_by(closed.len() as u64);
+        let now = chrono::Utc::now().timestamp_millis();
+        for f in &closed {
+            debug!(path = %f.path.display(), rows = f.rows, "file durable");
+            if !self.sink.has_open(&f.source) {
+                if let Some(ts) = self.live_ts.remove(&f.source.partition) {
+                    for t in ts {
+                        self.metrics
+                            .produce_to_parquet_seconds
+                            .observe((now - t).max(0) as f64 / 1000.0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Partitions whose rows are all durable and whose next offset moved: flush the producer,
+    /// then report their next offsets. `only` limits the partitions considered.
+    fn commit_points(&mut self, only: Option<&[i32]>) -> BTreeMap<i32, i64> {
+        let ready: Vec<(i32, i64)> = self
+            .next
+            .iter()
+            .filter(|(p, _)| only.is_none_or(|o| o.contains(p)))
+            .filter(|(p, n)| self.stored.get(p).is_none_or(|s| s < n))
+            .filter(|(p, _)| !self.sink.has_open(&self.source(**p)))
+            .map(|(p, n)| (*p, *n))
+            .collect();
+        if ready.is_empty() {
+            return BTreeMap::new();
+        }
+        if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
+            warn!(error = %e, "producer flush timed out; offsets wait");
+            return BTreeMap::new();
+        }
+        let mut out = BTreeMap::new();
+        for (p, n) in ready {
+            self.stored.insert(p, n);
+            out.insert(p, n);
+        }
+        out
+    }
+}
+
+/// Runs the service until `stop` is set (then flushes, commits and leaves the group) or a
+/// fatal error happens. Blocking: call it from a dedicated thread.
+pub fn run(
+    config: ScorerConfig,
+    model: Arc<ModelHandle>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    let sink: Box<dyn PredictionSink> = Box::new(ParquetDirSink::new(&config.sink)?);
+    run_with_sink(config, model, metrics, stop, sink)
+}
+
+/// [`run`] with any sink.
+pub fn run_with_sink(
+    config: ScorerConfig,
+    model: Arc<ModelHandle>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    sink: Box<dyn PredictionSink>,
+) -> Result<()> {
+    let k = &config.kafka;
+    let producer = kafka::producer(k)?;
+    let (tx, rx) = sync_channel(4);
+    let durable = Arc::new(Mutex::new(BTreeMap::new()));
+    let fatal = Arc::new(Mutex::new(None));
+    let inner = Arc::new(Inner {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        producer: producer.clone(),
+        tx,
+        state: Mutex::new(ConsumerState {
+            stores: HashMap::new(),
+            pending: Pending::default(),
+        }),
+        durable: durable.clone(),
+        fatal: fatal.clone(),
+    });
+    let worker = Worker {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        producer: producer.clone(),
+        model: model.clone(),
+        sink,
+        next: BTreeMap::new(),
+        stored: BTreeMap::new(),
+        live_ts: BTreeMap::new(),
+        durable,
+    };
+    let worker_fatal = fatal.clone();
+    let worker_handle = std::thread::Builder::new()
+        .name("scorer-worker".into())
+        .spawn(move || {
+            if let Err(e) = worker.run(rx) {
+                error!(error = %e, "worker failed");
+                lock(&worker_fatal).get_or_insert(format!("worker: {e}"));
+            }
+        })
+        .map_err(|e| ScorerError::Internal(e.to_string()))?;
+    let reload_handle = spawn_reloader(&config, model, metrics.clone(), stop.clone());
+
+    let mut cfg = kafka::base_config(k);
+    cfg.set("group.id", &k.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", k.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (k.session_timeout_ms / 4).max(100).to_string(),
+        );
+    for (key, value) in &k.extra {
+        cfg.set(key, value);
+    }
+    let consumer: BaseConsumer<ScorerContext> = cfg.create_with_context(ScorerContext {
+        inner: inner.clone(),
+    })?;
+    consumer.subscribe(&[&k.input_topic])?;
+    metrics.ready.store(true, Ordering::Relaxed);
+    info!(topic = %k.input_topic, group = %k.group, brokers = %k.brokers, "consuming");
+
+    let commit_every = Duration::from_millis(k.commit_interval_ms.max(10));
+    let mut last_commit = Instant::now();
+    let mut result = Ok(());
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(msg) = lock(&fatal).clone() {
+            result = Err(ScorerError::Internal(msg));
+            break;
+        }
+        match consumer.poll(inner.pending_wait()) {
+            Some(Ok(m)) => inner.handle(&m),
+            Some(Err(e)) => warn!(error = %e, "consumer error (librdkafka retries)"),
+            None => {}
+        }
+        inner.flush_pending(false);
+        inner.store_durable(&consumer);
+        if last_commit.elapsed() >= commit_every {
+            inner.commit(&consumer, CommitMode::Async);
+            update_lag(&consumer, &inner);
+            last_commit = Instant::now();
+        }
+    }
+    metrics.ready.store(false, Ordering::Relaxed);
+    if result.is_ok() {
+        info!("shutting down: flushing and committing");
+        inner.flush_pending(true);
+        let (reply, rx) = sync_channel(1);
+        if inner.send(WorkerMsg::Shutdown { reply }) {
+            if let Ok(offsets) = rx.recv() {
+                inner.store_durable(&consumer);
+                inner.store(&consumer, &offsets);
+                inner.commit(&consumer, CommitMode::Sync);
+            }
+        }
+        consumer.unsubscribe();
+        info!("left the consumer group");
+    }
+    drop(consumer);
+    let _ = worker_handle.join();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = reload_handle {
+        let _ = h.join();
+    }
+    if let Err(e) = producer.flush(Duration::from_secs(10)) {
+        warn!(error = %e, "final producer flush");
+    }
+    if result.is_ok() {
+        if let Some(msg) = lock(&fatal).clone() {
+            result = Err(ScorerError::Internal(msg));
+        }
+    }
+    result
+}
+
+fn update_lag(consumer: &BaseConsumer<ScorerContext>, inner: &Inner) {
+    let Ok(position) = consumer.position() else {
+        return;
+    };
+    for e in position.elements() {
+        let Offset::Offset(pos) = e.offset() else {
+            continue;
+        };
+        if let Ok((_, high)) =
+            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
+        {
+            inner
+                .metrics
+                .consumer_lag
+                .get_or_create(&vec![("partition".into(), e.partition().to_string())])
+                .set(high - pos);
+        }
+    }
+}
+
+fn spawn_reloader(
+    config: &ScorerConfig,
+    model: Arc<ModelHandle>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let every = config.model.reload_interval_ms;
+    if every == 0 {
+        return None;
+    }
+    std::thread::Builder::new()
+        .name("scorer-reload".into())
+        .spawn(move || {
+            let step = Duration::from_millis(50);
+            let mut waited = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited < Duration::from_millis(every) {
+                    continue;
+                }
+                waited = Duration::ZERO;
+                match model.check_reload() {
+                    Ok(Some(version)) => {
+                        Metrics::labelled(&metrics.model_reloads, "result", "ok");
+                        info!(%version, "model reloaded");
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        Metrics::labelled(&metrics.model_reloads, "result", "failed");
+                        error!(error = %e, "model reload failed; keeping the current model");
+                    }
+                }
+            }
+        })
+        .ok()
+}

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""End-to-end scorer benchmark: topic -> durable Parquet, against the real tansu broker.
+
+For each backend (tract; ort-cpu when an ONNX Runtime shared library is found) and for a
+minimal Python consumer doing the same job (confluent-kafka + onnxruntime + pyarrow: windows
+per ticker, micro-batches, zstd Parquet written to a temp name, fsynced, renamed, offsets
+committed after), it measures in the same run:
+  1. throughput: N tickers x W weeks already in the topic, consumer started: rows/s from the
+     first message to the last prediction durable, and the share of that time in inference;
+  2. latency: a steady produce rate, produce->durable-Parquet p50/p99 (file appearance time).
+Prints a table and the scorer/python ratios.
+
+    python3 tests/python/scorer_bench.py [--tickers 200] [--weeks 40] [--rate 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scorer_harness as h  # noqa: E402
+from scorer_model import build as build_model  # noqa: E402
+
+PY_CONSUMER = r'''
+import json, os, sys, time
+import numpy as np, onnxruntime as ort, pyarrow as pa, pyarrow.parquet as pq
+from confluent_kafka import Consumer
+brokers, topic, group, model, out, max_rows = sys.argv[1:7]
+max_rows = int(max_rows)
+sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+names = [o.name for o in sess.get_outputs()]
+c = Consumer({"bootstrap.servers": brokers, "group.id": group, "auto.offset.reset": "earliest",
+              "enable.auto.commit": False, "session.timeout.ms": 3000})
+c.subscribe([topic])
+win = {}; newest = {}; pend = []; last_msgs = []; infer_s = 0.0; nfile = 0
+schema = pa.schema([("ticker", pa.string()), ("week", pa.date32()), ("trend_7d", pa.float32()), ("p_up_7d", pa.float32()),
+                    ("trend_30d", pa.float32()), ("p_up_30d", pa.float32()), ("attention", pa.list_(pa.float32())),
+                    ("source_partition", pa.int32()), ("source_offset", pa.int64())])
+def flush():
+    global pend, last_msgs, infer_s, nfile
+    if pend:
+        x = np.stack([p[3] for p in pend]).astype(np.float32)
+        t = time.perf_counter(); r = dict(zip(names, sess.run(None, {"features": x}))); infer_s += time.perf_counter() - t
+        def pu(d):
+            e = np.exp(d - d.max(1, keepdims=True)); return (e / e.sum(1, keepdims=True))[:, 1]
+        import datetime as dt
+        tbl = pa.table({"ticker": [p[0] for p in pend], "week": [dt.date.fromisoformat(p[1]) for p in pend],
+                        "trend_7d": r["7day_trend"][:, 0], "p_up_7d": pu(r["7day_direction"]).astype(np.float32),
+                        "trend_30d": r["30day_trend"][:, 0], "p_up_30d": pu(r["30day_direction"]).astype(np.float32),
+                        "attention": list(r["attention_weights"]), "source_partition": [p[4] for p in pend],
+                        "source_offset": [p[5] for p in pend]}, schema=schema)
+        name = f"py-{pend[0][4]}-{pend[0][5]}-{nfile}.parquet"; nfile += 1
+        tmp = os.path.join(out, "." + name)
+        pq.write_table(tbl, tmp, compression="zstd")
+        fd = os.open(tmp, os.O_RDONLY); os.fsync(fd); os.close(fd)
+        os.rename(tmp, os.path.join(out, name))
+    if last_msgs:
+        c.commit(offsets=None, asynchronous=True) if False else c.commit(asynchronous=True)
+    pend = []; last_msgs = []
+deadline = None; since = None
+print("ready", flush=True)
+while True:
+    m = c.poll(0.02)
+    if m is not None and not m.error():
+        d = json.loads(m.value()); t = d["ticker"]; w = d["week"]
+        if newest.get(t) is None or w > newest[t]:
+            newest[t] = w
+            q = win.setdefault(t, []); q.append(np.asarray(d["features"], np.float32)); del q[:-12]
+            if len(q) == 12: pend.append((t, w, None, np.stack(q), m.partition(), m.offset()))
+        last_msgs.append(m); since = since or time.monotonic()
+    if len(pend) >= max_rows or (since and time.monotonic() - since > 0.2):
+        flush(); since = None
+        sys.stdout.write(f"infer_s {infer_s}\n"); sys.stdout.flush()
+'''
+
+
+def ort_dylib():
+    try:
+        import onnxruntime
+        d = os.path.join(os.path.dirname(onnxruntime.__file__), "capi")
+        libs = sorted(glob.glob(os.path.join(d, "libonnxruntime.so*")))
+        return libs[0] if libs else None
+    except ImportError:
+        return None
+
+
+def count_rows(out):
+    n = 0
+    for f in glob.glob(os.path.join(out, "**", "*.parquet"), recursive=True):
+        if not os.path.basename(f).startswith("."):
+            n += pq.ParquetFile(f).metadata.num_rows
+    return n
+
+
+class FileWatcher(threading.Thread):
+    """Notes when each durable file first appears; maps its rows to that time."""
+
+    def __init__(self, out):
+        super().__init__(daemon=True)
+        self.out, self.seen, self.stop_flag = out, {}, False
+
+    def run(self):
+        while not self.stop_flag:
+            now = time.time()
+            for f in glob.glob(os.path.join(self.out, "**", "*.parquet"), recursive=True):
+                if not os.path.basename(f).startswith(".") and f not in self.seen:
+                    self.seen[f] = now
+            time.sleep(0.01)
+
+    def durable_times(self):
+        t = {}
+        for f, seen in self.seen.items():
+            tbl = pq.read_table(f, columns=["ticker", "week"])
+            for tk, wk in zip(tbl.column("ticker").to_pylist(), tbl.column("week").to_pylist()):
+                t[(tk, wk.isoformat())] = seen
+        return t
+
+
+def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_port):
+    if kind == "python":
+        script = os.path.join(tmp, "py_consumer.py")
+        with open(script, "w") as f:
+            f.write(PY_CONSUMER)
+        log = open(os.path.join(tmp, f"{group}.log"), "wb")
+        p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows)], stdout=log, stderr=subprocess.STDOUT)
+        return p, log.name
+    backend = kind
+    extra = ""
+    if backend == "ort-cpu":
+        extra = ""
+    cfg = h.scorer_config(os.path.join(tmp, f"{group}.toml"), brokers=broker.address, topic=topic, preds="", dlq="",
+                          group=group, model=model, out_dir=out, backend=backend, http_port=http_port,
+                          max_rows=max_rows, max_wait_ms=20, file_age_ms=200)
+    env = {}
+    if backend == "ort-cpu":
+        env["SCORER__MODEL__ORT_DYLIB_PATH"] = ort_dylib()
+    s = h.Scorer(cfg, os.path.join(tmp, f"{group}.log"), env=env)
+    return s.proc, s.log_path
+
+
+def wait_ready(log_path, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, open(log_path, errors="replace").read()[-3000:]
+        text = open(log_path, errors="replace").read()
+        if "partitions assigned" in text or "windows restored" in text or text.startswith("ready") or "\nready" in text:
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"consumer not ready: {open(log_path).read()[-2000:]}")
+
+
+def infer_seconds(kind, log_path, http_port):
+    if kind == "python":
+        vals = re.findall(r"infer_s ([0-9.e-]+)", open(log_path).read())
+        return float(vals[-1]) if vals else float("nan")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
+    m = re.search(r"scorer_inference_seconds_sum ([0-9.e+-]+)", text)
+    return float(m.group(1)) if m else float("nan")
+
+
+def bench_one(kind, broker, model, args, tmp):
+    res = {}
+    # 1. throughput
+    topic = f"bench-tp-{kind}-{time.time_ns()}"
+    broker.create_topics(topic, 2)
+    out = os.path.join(tmp, f"out-{topic}")
+    os.makedirs(out)
+    rows = h.make_rows(args.tickers, args.weeks, seed=1)
+    items = [(r["ticker"].encode(), h.message(r)) for r in rows]
+    expected = args.tickers * (args.weeks - 11)
+    port = h.free_port()
+    proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, 256, port)
+    try:
+        wait_ready(log, proc)
+        t0 = time.monotonic()
+        h.produce(broker.address, topic, items)
+        while count_rows(out) < expected:
+            assert proc.poll() is None, open(log).read()[-3000:]
+            time.sleep(0.02)
+        el = time.monotonic() - t0
+        res["rows_per_s"] = len(rows) / el
+        res["preds_per_s"] = expected / el
+        res["infer_share"] = infer_seconds(kind, log, port) / el
+    finally:
+        proc.terminate(); proc.wait(30)
+    # 2. latency at a steady rate
+    topic = f"bench-lat-{kind}-{time.time_ns()}"
+    broker.create_topics(topic, 2)
+    out = os.path.join(tmp, f"out-{topic}")
+    os.makedirs(out)
+    # warm windows: 11 weeks first (not timed), then the timed weeks
+    weeks_needed = 11 + int(np.ceil(args.rate * args.seconds / args.tickers))
+    rows = h.make_rows(args.tickers, weeks_needed, seed=2)
+    warm = [r for r in rows if r["week"] < h.week(11)]
+    timed = [r for r in rows if r["week"] >= h.week(11)]
+    proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, 256, port)
+    watcher = FileWatcher(out)
+    watcher.start()
+    try:
+        wait_ready(log, proc)
+        h.produce(broker.address, topic, [(r["ticker"].encode(), h.message(r)) for r in warm])
+        from confluent_kafka import Producer
+        p = Producer({"bootstrap.servers": broker.address, "compression.type": "lz4", "linger.ms": 0})
+        sent = {}
+        interval = 1.0 / args.rate
+        t_next = time.monotonic()
+        for r in timed:
+            now = time.monotonic()
+            if t_next > now:
+                time.sleep(t_next - now)
+            t_next += interval
+            sent[(r["ticker"], r["week"].isoformat())] = time.time()
+            p.produce(topic, key=r["ticker"].encode(), value=h.message(r), timestamp=int(time.time() * 1000))
+            p.poll(0)
+        p.flush(30)
+        deadline = time.monotonic() + 60
+        while count_rows(out) < len(timed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        watcher.stop_flag = True
+        watcher.join()
+        dur = watcher.durable_times()
+        lat = np.array([dur[k] - t for k, t in sent.items() if k in dur]) * 1000
+        res["lat_p50_ms"] = float(np.percentile(lat, 50)) if len(lat) else float("nan")
+        res["lat_p99_ms"] = float(np.percentile(lat, 99)) if len(lat) else float("nan")
+        res["lat_n"] = int(len(lat))
+    finally:
+        watcher.stop_flag = True
+        proc.terminate(); proc.wait(30)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tickers", type=int, default=200)
+    ap.add_argument("--weeks", type=int, default=40)
+    ap.add_argument("--rate", type=float, default=200.0, help="messages/s in the latency phase")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--preset", default="default", help="make_checkpoint preset of the model")
+    ap.add_argument("--backends", default="tract,ort-cpu,python")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="scorer-bench-")
+    model = os.path.join(tmp, "model.onnx")
+    how = build_model(model, seed=7, preset=args.preset)
+    broker = h.Broker(os.path.join(tmp, "broker"))
+    broker.start()
+    results = {}
+    try:
+        for kind in args.backends.split(","):
+            if kind == "ort-cpu" and not ort_dylib():
+                print("ort-cpu: no libonnxruntime.so found, skipped")
+                continue
+            results[kind] = bench_one(kind, broker, model, args, tmp)
+            print(kind, json.dumps(results[kind]), flush=True)
+    finally:
+        broker.stop()
+    print(f"\nmodel: preset {args.preset} ({how}); data {args.tickers} tickers x {args.weeks} weeks; latency at {args.rate}/s for {args.seconds}s")
+    print(f"{'consumer':10} {'rows/s':>10} {'preds/s':>10} {'infer%':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    for k, r in results.items():
+        print(f"{k:10} {r['rows_per_s']:10.0f} {r['preds_per_s']:10.0f} {100*r['infer_share']:6.1f}% {r['lat_p50_ms']:8.1f} {r['lat_p99_ms']:8.1f}")
+    if "python" in results:
+        base = results["python"]
+        for k, r in results.items():
+            if k != "python":
+                print(f"ratio {k}/python: throughput x{r['rows_per_s']/base['rows_per_s']:.2f}, p50 latency x{r['lat_p50_ms']/base['lat_p50_ms']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

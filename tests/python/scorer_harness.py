@@ -1,0 +1,308 @@
+"""Helpers for the scorer integration tests and the scorer benchmark: broker, data, offline
+scoring, output readers and scorer processes. Used by test_scorer_kafka.py and
+scorer_bench.py; nothing here is a test double: the broker is the real tansu process, the
+scorer the real binary, the offline reference onnxruntime."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target"))
+SEQ = 12
+DIM = 62
+BASE_WEEK = dt.date(2023, 1, 6)  # a Friday
+
+
+def scorer_bin() -> str:
+    env = os.environ.get("SCORER_BIN")
+    if env:
+        return env
+    for profile in ("release", "debug"):
+        p = os.path.join(TARGET, profile, "scorer")
+        if os.path.exists(p):
+            return p
+    raise RuntimeError("scorer binary not built: cargo build -p trendscore-scorer")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A real tansu broker on loopback (deploy/broker/start.sh), SQLite storage in data_dir."""
+
+    def __init__(self, data_dir: str, port: Optional[int] = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run([os.path.join(ROOT, "deploy/broker/start.sh"), self.data_dir, str(self.port)], check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        subprocess.run([os.path.join(ROOT, "deploy/broker/stop.sh"), self.data_dir], check=True, stdout=subprocess.DEVNULL)
+
+    def create_topics(self, input_topic: str, partitions: int) -> Tuple[str, str]:
+        preds, dlq = f"{input_topic}-predictions", f"{input_topic}-dlq"
+        subprocess.run(
+            [scorer_bin(), "topics", "create", "--brokers", self.address, "--input-topic", input_topic,
+             "--predictions-topic", preds, "--dead-letter-topic", dlq, "--partitions", str(partitions)],
+            check=True, capture_output=True,
+        )
+        return preds, dlq
+
+
+def week(i: int) -> dt.date:
+    return BASE_WEEK + dt.timedelta(weeks=i)
+
+
+def make_rows(n_tickers: int, weeks: int, seed: int = 1) -> List[dict]:
+    """Rows ordered (week, ticker): interleaved across tickers, in order within each."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for w in range(weeks):
+        for t in range(n_tickers):
+            rows.append({"ticker": f"T{t:03d}", "week": week(w), "features": rng.normal(0, 1, DIM).astype(np.float32)})
+    return rows
+
+
+def write_rows_parquet(rows: List[dict], path: str) -> None:
+    cols = {
+        "ticker": pa.array([r["ticker"] for r in rows], pa.string()),
+        "week": pa.array([r["week"] for r in rows], pa.date32()),
+    }
+    feats = np.stack([r["features"] for r in rows]) if rows else np.zeros((0, DIM), np.float32)
+    for i in range(DIM):
+        cols[f"feature_{i}"] = pa.array(feats[:, i], pa.float32())
+    cols["trend_7day"] = pa.array([None] * len(rows), pa.float32())
+    cols["trend_30day"] = pa.array([None] * len(rows), pa.float32())
+    pq.write_table(pa.table(cols), path)
+
+
+def message(row: dict) -> bytes:
+    return json.dumps({"ticker": row["ticker"], "week": row["week"].isoformat(), "features": [float(x) for x in row["features"]]}).encode()
+
+
+def windows_by_rules(rows: Iterable[dict], gap_policy: str = "reset") -> List[Tuple[str, dt.date, dt.date, np.ndarray]]:
+    """An independent implementation of DESIGN.md's window rules over *valid* rows in arrival
+    order: duplicates and late weeks are skipped, gaps reset (or carry)."""
+    state: Dict[str, Tuple[dt.date, List[Tuple[dt.date, np.ndarray]]]] = {}
+    out = []
+    for r in rows:
+        t, w = r["ticker"], r["week"]
+        newest, win = state.get(t, (None, []))
+        if newest is not None:
+            if w <= newest:
+                continue
+            mon_w = w - dt.timedelta(days=w.weekday())
+            mon_n = newest - dt.timedelta(days=newest.weekday())
+            gap = (mon_w - mon_n).days // 7 > 1
+            if gap and gap_policy == "reset":
+                win = []
+        win = (win + [(w, r["features"])])[-SEQ:]
+        state[t] = (w, win)
+        if len(win) == SEQ:
+            out.append((t, w, win[0][0], np.stack([f for _, f in win])))
+    return out
+
+
+def score_offline(model_path: str, windows) -> Dict[Tuple[str, dt.date], dict]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    out = {}
+    for i in range(0, len(windows), 256):
+        chunk = windows[i:i + 256]
+        x = np.stack([w[3] for w in chunk]).astype(np.float32)
+        res = dict(zip(names, sess.run(None, {"features": x})))
+        def p_up(d):
+            e = np.exp(d - d.max(axis=1, keepdims=True))
+            return (e / e.sum(axis=1, keepdims=True))[:, 1]
+        pu7, pu30 = p_up(res["7day_direction"]), p_up(res["30day_direction"])
+        for j, (t, w, start, _) in enumerate(chunk):
+            out[(t, w)] = {
+                "window_start": start,
+                "trend_7d": float(res["7day_trend"][j, 0]),
+                "p_up_7d": float(pu7[j]),
+                "trend_30d": float(res["30day_trend"][j, 0]),
+                "p_up_30d": float(pu30[j]),
+                "attention": res["attention_weights"][j].astype(np.float64),
+            }
+    return out
+
+
+def output_files(out_dir: str) -> List[str]:
+    return sorted(p for p in glob.glob(os.path.join(out_dir, "**", "*.parquet"), recursive=True) if not os.path.basename(p).startswith("."))
+
+
+def read_output(out_dir: str) -> List[dict]:
+    rows = []
+    for f in output_files(out_dir):
+        try:
+            t = pq.read_table(f)
+        except Exception:  # a file renamed under us cannot be half-written; re-raise others
+            raise
+        rows.extend(t.to_pylist())
+    return rows
+
+
+def compare(actual: List[dict], expected: Dict[Tuple[str, dt.date], dict], tol: float = 1e-5) -> None:
+    keys = [(r["ticker"], r["week"]) for r in actual]
+    dupes = len(keys) - len(set(keys))
+    assert dupes == 0, f"{dupes} duplicated (ticker, week) rows"
+    missing = set(expected) - set(keys)
+    extra = set(keys) - set(expected)
+    assert not missing and not extra, f"missing {sorted(missing)[:5]} ({len(missing)}), extra {sorted(extra)[:5]} ({len(extra)})"
+    worst = 0.0
+    for r in actual:
+        e = expected[(r["ticker"], r["week"])]
+        assert r["window_start"] == e["window_start"], (r["ticker"], r["week"], r["window_start"], e["window_start"])
+        for k in ("trend_7d", "p_up_7d", "trend_30d", "p_up_30d"):
+            worst = max(worst, abs(r[k] - e[k]))
+        assert len(r["attention"]) == SEQ
+        worst = max(worst, float(np.max(np.abs(np.asarray(r["attention"]) - e["attention"]))))
+    assert worst <= tol, f"max abs difference {worst} > {tol}"
+
+
+def scorer_config(path: str, *, brokers: str, topic: str, preds: str, dlq: str, group: str, model: str,
+                  out_dir: str, backend: str = "tract", http_port: int = 0, max_rows: int = 64,
+                  max_wait_ms: int = 20, file_age_ms: int = 500, extra: str = "") -> str:
+    text = f"""
+[kafka]
+brokers = "{brokers}"
+input_topic = "{topic}"
+predictions_topic = "{preds}"
+dead_letter_topic = "{dlq}"
+group = "{group}"
+session_timeout_ms = 3000
+commit_interval_ms = 300
+[model]
+path = "{model}"
+backend = "{backend}"
+reload_interval_ms = 300
+[batch]
+max_rows = {max_rows}
+max_wait_ms = {max_wait_ms}
+[sink]
+output_dir = "{out_dir}"
+partition_by = "week"
+max_file_age_ms = {file_age_ms}
+[http]
+listen = "{'127.0.0.1:%d' % http_port if http_port else ''}"
+[shutdown]
+timeout_ms = 15000
+{extra}
+"""
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class Scorer:
+    """A `scorer run` process."""
+
+    def __init__(self, config: str, log: str, env: Optional[dict] = None):
+        self.log_path = log
+        self.logf = open(log, "ab")
+        e = dict(os.environ)
+        e.setdefault("RUST_LOG", "info,librdkafka=warn")
+        e.update(env or {})
+        self.proc = subprocess.Popen([scorer_bin(), "run", "--config", config], stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self, timeout: float = 30) -> Tuple[int, float]:
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        return rc, time.monotonic() - t
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+def produce(brokers: str, topic: str, items: Iterable[Tuple[Optional[bytes], Optional[bytes]]], delay_s: float = 0.0,
+            every: int = 1, timestamp_now: bool = False) -> int:
+    """Produces (key, value) pairs in order with a confluent-kafka producer (lz4, idempotent)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": brokers, "compression.type": "lz4", "enable.idempotence": True, "linger.ms": 5})
+    n = 0
+    for key, value in items:
+        while True:
+            try:
+                kw = {"timestamp": int(time.time() * 1000)} if timestamp_now else {}
+                p.produce(topic, key=key, value=value, **kw)
+                break
+            except BufferError:
+                p.poll(0.05)
+        n += 1
+        p.poll(0)
+        if delay_s and n % every == 0:
+            p.flush(30)
+            time.sleep(delay_s)
+    remaining = p.flush(120)
+    assert remaining == 0, f"{remaining} messages not delivered"
+    return n
+
+
+def consume_all(brokers: str, topic: str, expect: int, timeout: float = 60.0) -> list:
+    """Reads a topic from the beginning with an independent confluent-kafka consumer."""
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": brokers, "group.id": f"reader-{time.time_ns()}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    msgs = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(msgs) < expect:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        msgs.append(m)
+    # drain a little more to catch extras
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            msgs.append(m)
+    c.close()
+    return msgs
+
+
+def wait_rows(out_dir: str, n: int, timeout: float, procs: Iterable[Scorer] = ()) -> List[dict]:
+    """Waits until the output holds n rows (and nothing changes for a moment)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        for p in procs:
+            assert p.alive(), f"scorer exited early:\n{p.log()[-4000:]}"
+        rows = read_output(out_dir)
+        if len(rows) >= n:
+            if last == len(rows):
+                return rows
+            last = len(rows)
+        time.sleep(0.5)
+    raise AssertionError(f"timed out with {len(read_output(out_dir))} of {n} rows")

@@ -1,0 +1,341 @@
+"""Integration tests of `scorer run` / `scorer backfill` / `scorer replay` against a real
+tansu broker on loopback, the real scorer binary and onnxruntime as the offline reference.
+
+Run: python3 -m pytest -x -q tests/python/test_scorer_kafka.py
+Needs: the tansu binary (deploy/broker/install.sh), the scorer binary
+(cargo build -p trendscore-scorer), python packages confluent-kafka, onnxruntime, pyarrow,
+duckdb, torch (test model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import scorer_harness as h
+from scorer_model import build as build_model
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = h.Broker(str(tmp_path_factory.mktemp("broker")))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("model") / "model.onnx")
+    build_model(path, seed=7)
+    return path
+
+
+def setup_topic(broker, name, partitions):
+    preds, dlq = broker.create_topics(name, partitions)
+    return preds, dlq
+
+
+def test_backfill_matches_onnxruntime_and_reads_with_duckdb(tmp_path, model):
+    rows = h.make_rows(5, 20, seed=3)
+    inp = str(tmp_path / "rows.parquet")
+    h.write_rows_parquet(rows, inp)
+    out = tmp_path / "out"
+    import subprocess
+
+    r = subprocess.run([h.scorer_bin(), "backfill", "--model", model, "--input", inp, "--output", str(out), "--backend", "tract"],
+                       capture_output=True, text=True, check=True)
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["scored"] == 5 * (20 - 11)
+    actual = h.read_output(str(out))
+    h.compare(actual, h.score_offline(model, h.windows_by_rules(rows)))
+    assert all(a["source_partition"] is None and a["source_offset"] is None for a in actual)
+    import duckdb
+
+    files = h.output_files(str(out))
+    n, types = duckdb.sql(f"select count(*), typeof(any_value(scored_at)) from read_parquet({files!r})").fetchone()
+    assert n == 45 and "TIMESTAMP" in types.upper()
+
+
+def test_exact_output_and_predictions_topic(tmp_path, broker, model):
+    topic = "exact"
+    preds, dlq = setup_topic(broker, topic, 3)
+    n_tickers, weeks = 6, 30
+    rows = h.make_rows(n_tickers, weeks, seed=11)
+    inp = str(tmp_path / "rows.parquet")
+    h.write_rows_parquet(rows, inp)
+    import subprocess
+
+    r = subprocess.run([h.scorer_bin(), "replay", "--input", inp, "--brokers", broker.address, "--topic", topic],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == str(len(rows))
+    out = str(tmp_path / "out")
+    port = h.free_port()
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group="g-exact", model=model, out_dir=out, http_port=port)
+    s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+    try:
+        expected_n = n_tickers * (weeks - 11)
+        actual = h.wait_rows(out, expected_n, 120, [s])
+        assert len(actual) == expected_n
+        expected = h.score_offline(model, h.windows_by_rules(rows))
+        h.compare(actual, expected)
+        assert all(a["source_partition"] is not None and a["source_offset"] is not None for a in actual)
+        assert len({a["model_version"] for a in actual}) == 1
+        # file names carry topic, partition, first offset; Hive dirs by week
+        for f in h.output_files(out):
+            assert os.path.basename(os.path.dirname(f)).startswith("week=")
+            assert os.path.basename(f).startswith(f"{topic}-")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert f"scorer_rows_scored_total {expected_n}" in metrics
+        assert f"scorer_rows_in_total {len(rows)}" in metrics
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).status == 200
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status == 200
+        # the predictions topic, read by an independent consumer, holds the same predictions
+        msgs = h.consume_all(broker.address, preds, expected_n)
+        topic_rows = [json.loads(m.value()) for m in msgs]
+        assert len(topic_rows) == expected_n
+        assert all(m.key().decode() == json.loads(m.value())["ticker"] for m in msgs)
+        by_key = {(a["ticker"], a["week"].isoformat()): a for a in actual}
+        for t in topic_rows:
+            a = by_key[(t["ticker"], t["week"])]
+            for k in ("trend_7d", "p_up_7d", "trend_30d", "p_up_30d"):
+                assert t[k] == pytest.approx(a[k], abs=1e-7)
+            assert t["model_version"] == a["model_version"]
+            assert t["source_offset"] == a["source_offset"]
+        rc, secs = s.terminate()
+        assert rc == 0, s.log()[-3000:]
+        assert secs < 15
+        assert "left the consumer group" in s.log()
+    finally:
+        if s.alive():
+            s.kill9()
+
+
+def interleaved(rows):
+    return [(r["ticker"].encode(), h.message(r)) for r in rows]
+
+
+def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, model):
+    topic = "crash"
+    preds, dlq = setup_topic(broker, topic, 3)
+    n_tickers, weeks = 6, 60
+    rows = h.make_rows(n_tickers, weeks, seed=5)
+    out = str(tmp_path / "out")
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group="g-crash", model=model, out_dir=out, max_rows=4, file_age_ms=200)
+    import threading
+
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+                                kwargs={"delay_s": 0.05, "every": n_tickers})
+    producer.start()
+    rng = random.Random(1234)
+    kills = 0
+    s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+    try:
+        while kills < 3:
+            time.sleep(rng.uniform(2.0, 4.5))
+            s.kill9()
+            kills += 1
+            s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+        producer.join()
+        expected = h.score_offline(model, h.windows_by_rules(rows))
+        actual = h.wait_rows(out, len(expected), 180, [s])
+        h.compare(actual, expected)
+        log = s.log()
+        assert log.count("windows restored") >= 3, "restarts should restore windows"
+    finally:
+        if s.alive():
+            s.kill9()
+        producer.join()
+
+
+def test_two_instances_split_and_take_over(tmp_path, broker, model):
+    topic = "scale"
+    preds, dlq = setup_topic(broker, topic, 4)
+    n_tickers, weeks = 8, 40
+    rows = h.make_rows(n_tickers, weeks, seed=9)
+    out = str(tmp_path / "out")
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group="g-scale", model=model, out_dir=out, max_rows=8, file_age_ms=300)
+    import threading
+
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+                                kwargs={"delay_s": 0.1, "every": n_tickers})
+    a = h.Scorer(cfg, str(tmp_path / "a.log"))
+    b = h.Scorer(cfg, str(tmp_path / "b.log"))
+    try:
+        producer.start()
+        # wait until both members own partitions
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ("partitions assigned" in a.log() and "partitions assigned" in b.log()):
+            time.sleep(0.5)
+        time.sleep(1.5)
+        assert "partitions assigned" in a.log() and "partitions assigned" in b.log()
+        rc, secs = b.terminate()
+        assert rc == 0 and secs < 15, b.log()[-3000:]
+        producer.join()
+        expected = h.score_offline(model, h.windows_by_rules(rows))
+        actual = h.wait_rows(out, len(expected), 180, [a])
+        h.compare(actual, expected)
+        parts = {r["source_partition"] for r in actual}
+        assert parts == {0, 1, 2, 3}
+        assert a.log().count("partitions assigned") >= 2, "a should take over b's partitions"
+    finally:
+        for s in (a, b):
+            if s.alive():
+                s.kill9()
+        producer.join() if producer.is_alive() else None
+
+
+def test_bad_rows_meet_their_fate_and_good_rows_are_scored(tmp_path, broker, model):
+    topic = "bad"
+    preds, dlq = setup_topic(broker, topic, 2)
+    rng = np.random.default_rng(2)
+
+    def row(t, w):
+        return {"ticker": t, "week": h.week(w), "features": rng.normal(0, 1, 62).astype(np.float32)}
+
+    good = []  # valid rows in the order they are sent (window rules apply to these)
+    items = []
+
+    def send_row(r):
+        good.append(r)
+        items.append((r["ticker"].encode(), h.message(r)))
+
+    def send_raw(key, value):
+        items.append((key, value))
+
+    feats = [0.5] * 62
+    for w in range(20):
+        send_row(row("AAA", w))
+        send_row(row("BBB", w))
+        if w != 12:  # CCC skips week 12: a gap
+            send_row(row("CCC", w))
+        if w == 5:
+            send_raw(b"AAA", b"{not json")
+            send_raw(b"AAA", json.dumps({"ticker": "AAA", "week": h.week(30).isoformat(), "features": feats[:61]}).encode())
+            send_raw(b"BBB", json.dumps({"ticker": "BBB", "week": h.week(30).isoformat(), "features": [float("nan")] + feats[1:]}).encode())
+            send_raw(b"BBB", json.dumps({"ticker": "BBB", "week": "2024-13-45", "features": feats}).encode())
+            send_raw(b"", json.dumps({"ticker": "", "week": h.week(30).isoformat(), "features": feats}).encode())
+        if w == 8:
+            dup = dict(good[-3])  # AAA week 8 again, different features
+            dup["features"] = np.ones(62, np.float32)
+            good.append(dup)
+            items.append((b"AAA", h.message(dup)))
+            late = {"ticker": "BBB", "week": h.week(3), "features": np.ones(62, np.float32)}
+            good.append(late)
+            items.append((b"BBB", h.message(late)))
+    h.produce(broker.address, topic, items)
+    out = str(tmp_path / "out")
+    port = h.free_port()
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group="g-bad", model=model, out_dir=out, http_port=port)
+    s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+    try:
+        windows = h.windows_by_rules(good)
+        # AAA and BBB: 20 - 11 = 9 each; CCC: one window at week 11, then the gap at week 12
+        # resets it and weeks 13..19 never fill a new one
+        assert len(windows) == 19
+        expected = h.score_offline(model, windows)
+        actual = h.wait_rows(out, len(expected), 120, [s])
+        h.compare(actual, expected)
+        dl = h.consume_all(broker.address, dlq, 6)
+        reasons = {}
+        for m in dl:
+            hd = {k: v.decode() for k, v in (m.headers() or [])}
+            reasons[hd["reason"]] = reasons.get(hd["reason"], 0) + 1
+            assert hd["source_topic"] == topic
+            assert int(hd["source_offset"]) >= 0 and int(hd["source_partition"]) in (0, 1)
+        assert reasons == {"malformed_json": 1, "wrong_width": 1, "non_finite": 1, "bad_date": 1, "empty_ticker": 1, "late": 1}, reasons
+        late_msg = [m for m in dl if dict(m.headers())["reason"] == b"late"][0]
+        assert json.loads(late_msg.value())["week"] == h.week(3).isoformat()  # original value kept
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "scorer_duplicates_total 1" in metrics
+        assert "scorer_gaps_total 1" in metrics
+        assert 'scorer_dead_lettered_total{reason="late"} 1' in metrics
+    finally:
+        if s.alive():
+            s.kill9()
+
+
+def test_broker_restart_mid_run(tmp_path, broker, model):
+    topic = "restart"
+    preds, dlq = setup_topic(broker, topic, 2)
+    n_tickers, weeks = 4, 40
+    rows = h.make_rows(n_tickers, weeks, seed=21)
+    out = str(tmp_path / "out")
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group="g-restart", model=model, out_dir=out, max_rows=8, file_age_ms=300)
+    s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+    half = len(rows) // 2
+    try:
+        h.produce(broker.address, topic, interleaved(rows[:half]))
+        time.sleep(3)
+        broker.stop()
+        time.sleep(2)
+        broker.start()
+        h.produce(broker.address, topic, interleaved(rows[half:]))
+        expected = h.score_offline(model, h.windows_by_rules(rows))
+        actual = h.wait_rows(out, len(expected), 180, [s])
+        h.compare(actual, expected)
+    finally:
+        if s.alive():
+            s.kill9()
+
+
+def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
+    import shutil
+
+    topic = "reload"
+    preds, dlq = setup_topic(broker, topic, 1)
+    live = str(tmp_path / "live.onnx")
+    shutil.copy(model, live)
+    other = str(tmp_path / "other.onnx")
+    build_model(other, seed=8)
+    rows = h.make_rows(2, 30, seed=4)
+    out = str(tmp_path / "out")
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group="g-reload", model=live, out_dir=out)
+    s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+    try:
+        h.produce(broker.address, topic, interleaved(rows[:40]))  # weeks 0..19
+        first = h.wait_rows(out, 2 * 9, 90, [s])
+        # a broken file: the old model stays
+        with open(live + ".tmp", "wb") as f:
+            f.write(b"not an onnx model")
+        os.replace(live + ".tmp", live)
+        time.sleep(2)
+        assert s.alive()
+        assert "model reload failed" in s.log()
+        h.produce(broker.address, topic, interleaved(rows[40:50]))  # weeks 20..24
+        mid = h.wait_rows(out, 2 * 14, 60, [s])
+        # a good new model: swapped in, its version on the following rows
+        shutil.copy(other, live + ".tmp")
+        os.replace(live + ".tmp", live)
+        deadline = time.monotonic() + 30
+        while "model reloaded" not in s.log() and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert "model reloaded" in s.log()
+        h.produce(broker.address, topic, interleaved(rows[50:]))
+        final = h.wait_rows(out, 2 * 19, 60, [s])
+        versions = {}
+        for r in final:
+            versions.setdefault(r["model_version"], []).append(r["week"])
+        assert len(versions) == 2, versions.keys()
+        v_old = {r["model_version"] for r in first}.pop()
+        assert {r["model_version"] for r in mid} == {v_old}
+        new_v = [v for v in versions if v != v_old][0]
+        assert min(versions[new_v]) > max(versions[v_old])
+        # rows scored by the new model equal offline scoring with the new model
+        exp_new = h.score_offline(other, [w for w in h.windows_by_rules(rows) if w[1] >= min(versions[new_v])])
+        h.compare([r for r in final if r["model_version"] == new_v], exp_new)
+    finally:
+        if s.alive():
+            s.kill9()
