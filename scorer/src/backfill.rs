@@ -113,3 +113,121 @@ pub fn backfill_rows(
     );
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use trendscore_infer::{BackendKind, InferError, ModelInfo, ModelOutputs};
+    use trendscore_schemas::{NUM_FEATURES, SEQUENCE_LENGTH};
+
+    /// Test double: trend_7d = the window's first feature of the newest week, so each
+    /// prediction can be traced to its window. (The real model is exercised by the
+    /// integration tests in tests/python/test_scorer_kafka.py.)
+    struct Echo(ModelInfo);
+
+    impl InferenceModel for Echo {
+        fn info(&self) -> &ModelInfo {
+            &self.0
+        }
+        fn backend(&self) -> BackendKind {
+            BackendKind::Tract
+        }
+        fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
+            let per = SEQUENCE_LENGTH * NUM_FEATURES;
+            assert_eq!(features.len(), batch * per);
+            let newest: Vec<f32> = (0..batch)
+                .map(|i| features[i * per + (SEQUENCE_LENGTH - 1) * NUM_FEATURES])
+                .collect();
+            let oldest: Vec<f32> = (0..batch).map(|i| features[i * per]).collect();
+            Ok(ModelOutputs {
+                batch,
+                seq_len: SEQUENCE_LENGTH,
+                trend_7d: newest,
+                direction_7d: vec![0.0; 2 * batch],
+                trend_30d: oldest,
+                direction_30d: vec![0.0; 2 * batch],
+                attention: vec![1.0 / SEQUENCE_LENGTH as f32; batch * SEQUENCE_LENGTH],
+            })
+        }
+    }
+
+    fn echo() -> Echo {
+        Echo(ModelInfo {
+            model_version: "echo-1".into(),
+            feature_names: trendscore_schemas::feature_names(),
+            sequence_length: SEQUENCE_LENGTH,
+            input_dim: NUM_FEATURES,
+            horizons: vec![7, 30],
+            metrics_json: "{}".into(),
+        })
+    }
+
+    fn rows(tickers: usize, weeks: usize, skip: Option<(usize, usize)>) -> Vec<WeeklyRow> {
+        let base = NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+        let mut out = Vec::new();
+        for t in 0..tickers {
+            for w in 0..weeks {
+                if skip == Some((t, w)) {
+                    continue;
+                }
+                let mut features = vec![0.0; NUM_FEATURES];
+                features[0] = (t * 1000 + w) as f32;
+                out.push(WeeklyRow {
+                    ticker: format!("T{t}"),
+                    week: base + chrono::Duration::weeks(w as i64),
+                    features,
+                    trend_7day: None,
+                    trend_30day: None,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn backfill_scores_every_full_window_once_in_small_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SinkConfig {
+            output_dir: dir.path().to_path_buf(),
+            max_rows_per_file: 7,
+            ..SinkConfig::default()
+        };
+        let report = backfill_rows(&echo(), rows(3, 20, None), &cfg, GapPolicy::Reset, 5).unwrap();
+        assert_eq!(report.scored, 3 * (20 - 11));
+        let preds = crate::sink::read_all_predictions(dir.path()).unwrap();
+        assert_eq!(preds.len(), 27);
+        for p in &preds {
+            let t: usize = p.ticker[1..].parse().unwrap();
+            let w = (p.week - NaiveDate::from_ymd_opt(2024, 1, 5).unwrap()).num_weeks() as usize;
+            assert_eq!(p.trend_7d, (t * 1000 + w) as f32, "newest row of the window");
+            assert_eq!(p.trend_30d, (t * 1000 + w - 11) as f32, "oldest row of the window");
+            assert_eq!(p.window_start, p.week - chrono::Duration::weeks(11));
+            assert_eq!(p.model_version, "echo-1");
+            assert_eq!(p.p_up_7d, 0.5);
+            assert!(p.source_partition.is_none() && p.source_offset.is_none());
+        }
+        // running again replaces, never duplicates
+        backfill_rows(&echo(), rows(3, 20, None), &cfg, GapPolicy::Reset, 64).unwrap();
+        assert_eq!(crate::sink::read_all_predictions(dir.path()).unwrap().len(), 27);
+    }
+
+    #[test]
+    fn backfill_gap_policy_reset_and_carry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SinkConfig {
+            output_dir: dir.path().join("reset"),
+            ..SinkConfig::default()
+        };
+        // ticker 0 misses week 5: reset -> weeks 6..19 (14 rows) give 3 windows
+        let r = backfill_rows(&echo(), rows(1, 20, Some((0, 5))), &cfg, GapPolicy::Reset, 8).unwrap();
+        assert_eq!((r.scored, r.gaps), (3, 1));
+        let cfg = SinkConfig {
+            output_dir: dir.path().join("carry"),
+            ..SinkConfig::default()
+        };
+        // carry: 19 rows in one run -> 8 windows
+        let r = backfill_rows(&echo(), rows(1, 20, Some((0, 5))), &cfg, GapPolicy::Carry, 8).unwrap();
+        assert_eq!((r.scored, r.gaps), (8, 1));
+    }
+}

@@ -92,6 +92,8 @@ struct Inner {
     /// Offsets the worker made durable, waiting to be stored in the consumer.
     durable: Arc<Mutex<BTreeMap<i32, i64>>>,
     fatal: Arc<Mutex<Option<String>>>,
+    /// Set once the worker has closed everything at shutdown: later revokes only commit.
+    closed: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,6 +262,10 @@ impl Inner {
     }
 
     fn on_revoke<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, partitions: Vec<i32>) {
+        if self.closed.load(Ordering::Relaxed) {
+            self.commit(consumer, CommitMode::Sync);
+            return;
+        }
         info!(?partitions, "partitions revoked: flushing");
         self.flush_pending(true);
         let (reply, rx) = sync_channel(1);
@@ -561,14 +567,19 @@ impl Worker {
     /// Partitions whose rows are all durable and whose next offset moved: flush the producer,
     /// then report their next offsets. `only` limits the partitions considered.
     fn commit_points(&mut self, only: Option<&[i32]>) -> BTreeMap<i32, i64> {
-        let ready: Vec<(i32, i64)> = self
-            .next
-            .iter()
-            .filter(|(p, _)| only.is_none_or(|o| o.contains(p)))
-            .filter(|(p, n)| self.stored.get(p).is_none_or(|s| s < n))
-            .filter(|(p, _)| !self.sink.has_open(&self.source(**p)))
-            .map(|(p, n)| (*p, *n))
-            .collect();
+        let mut ready: Vec<(i32, i64)> = Vec::new();
+        for (&p, &n) in &self.next {
+            if only.is_some_and(|o| !o.contains(&p)) {
+                continue;
+            }
+            if self.stored.get(&p).is_some_and(|&s| s >= n) {
+                continue;
+            }
+            if self.sink.has_open(&self.source(p)) {
+                continue;
+            }
+            ready.push((p, n));
+        }
         if ready.is_empty() {
             return BTreeMap::new();
         }
@@ -621,6 +632,7 @@ pub fn run_with_sink(
         }),
         durable: durable.clone(),
         fatal: fatal.clone(),
+        closed: AtomicBool::new(false),
     });
     let worker = Worker {
         config: config.clone(),
@@ -661,7 +673,7 @@ pub fn run_with_sink(
     let consumer: BaseConsumer<ScorerContext> = cfg.create_with_context(ScorerContext {
         inner: inner.clone(),
     })?;
-    consumer.subscribe(&[&k.input_topic])?;
+    consumer.subscribe(&[k.input_topic.as_str()])?;
     metrics.ready.store(true, Ordering::Relaxed);
     info!(topic = %k.input_topic, group = %k.group, brokers = %k.brokers, "consuming");
 
@@ -698,6 +710,7 @@ pub fn run_with_sink(
                 inner.commit(&consumer, CommitMode::Sync);
             }
         }
+        inner.closed.store(true, Ordering::Relaxed);
         consumer.unsubscribe();
         info!("left the consumer group");
     }

@@ -186,7 +186,10 @@ def test_two_instances_split_and_take_over(tmp_path, broker, model):
         h.compare(actual, expected)
         parts = {r["source_partition"] for r in actual}
         assert parts == {0, 1, 2, 3}
-        assert a.log().count("partitions assigned") >= 2, "a should take over b's partitions"
+        import re
+
+        last = re.findall(r"partitions assigned.*recover=(\[[^\]]*\])", a.log())[-1]
+        assert len(re.findall(r"\((\d+), (-?\d+)\)", last)) == 4, f"a should own all 4 partitions at the end: {last}"
     finally:
         for s in (a, b):
             if s.alive():

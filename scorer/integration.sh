@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the scorer's integration tests against a real tansu broker on loopback.
+#   scorer/integration.sh [pytest args...]
+# Builds the scorer binary, installs the broker if missing (deploy/broker/install.sh, ~10 min
+# the first time), then runs tests/python/test_scorer_kafka.py (each test module starts and
+# stops its own broker on a free port). The test model comes from the exporter binary when it
+# is built, else from torch.onnx (tests/python/scorer_model.py).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/trendscore/target}"
+cd "$ROOT"
+"$ROOT/deploy/broker/install.sh"
+cargo build -p trendscore-scorer
+export SCORER_BIN="$CARGO_TARGET_DIR/debug/scorer"
+cd "$ROOT/tests/python"
+exec python3 -m pytest -x -q test_scorer_kafka.py "$@"
