@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion};
 use trendscore_features::build::build_files;
 use trendscore_features::synth::write_wide_csv;
-use trendscore_features::{build_rows, generate, read_prices, BuildConfig, PriceColumn, SynthConfig};
+use trendscore_features::{
+    build_rows, generate, read_prices, BuildConfig, PriceColumn, SynthConfig,
+};
 
 struct Inputs {
     _dir: tempfile::TempDir,
@@ -89,15 +91,36 @@ fn summary() {
     let cfg = BuildConfig::default();
     let table = read_prices(&inp.csv, PriceColumn::Auto).expect("read");
     let n = 5;
-    let read = median(|| drop(read_prices(&inp.csv, PriceColumn::Auto).expect("read")), n);
-    let build = median(|| drop(build_rows(&table.series, None, &cfg).expect("build")), n);
-    let one = BuildConfig { threads: 1, ..cfg.clone() };
-    let build1 = median(|| drop(build_rows(&table.series, None, &one).expect("build")), n);
-    let files = median(|| drop(build_files(&inp.csv, None, &inp.out, &cfg).expect("files")), n);
+    let read = median(
+        || drop(read_prices(&inp.csv, PriceColumn::Auto).expect("read")),
+        n,
+    );
+    let build = median(
+        || drop(build_rows(&table.series, None, &cfg).expect("build")),
+        n,
+    );
+    let one = BuildConfig {
+        threads: 1,
+        ..cfg.clone()
+    };
+    let build1 = median(
+        || drop(build_rows(&table.series, None, &one).expect("build")),
+        n,
+    );
+    let files = median(
+        || drop(build_files(&inp.csv, None, &inp.out, &cfg).expect("files")),
+        n,
+    );
     let tickers = table.series.len();
-    let rows = build_rows(&table.series, None, &cfg).expect("build").rows.len();
+    let rows = build_rows(&table.series, None, &cfg)
+        .expect("build")
+        .rows
+        .len();
     println!("\n== features build summary (20 tickers x 8300 days, {rows} rows; median of {n}) ==");
-    println!("read_csv (baseline)        {:>9.1} ms  1.00x", read.as_secs_f64() * 1e3);
+    println!(
+        "read_csv (baseline)        {:>9.1} ms  1.00x",
+        read.as_secs_f64() * 1e3
+    );
     for (name, d) in [
         ("build_rows (all cores)", build),
         ("build_rows (1 thread)", build1),

@@ -124,7 +124,11 @@ pub fn build_rows(
     cfg: &BuildConfig,
 ) -> Result<Built> {
     let (m_dates, m_closes, market_name) = match market {
-        Some(m) => (m.dates.clone(), m.closes.clone(), format!("file:{}", m.ticker)),
+        Some(m) => (
+            m.dates.clone(),
+            m.closes.clone(),
+            format!("file:{}", m.ticker),
+        ),
         None => {
             let views: Vec<_> = series
                 .iter()
@@ -413,7 +417,9 @@ pub fn build_files(
 ) -> Result<Manifest> {
     let t0 = std::time::Instant::now();
     let table = read_prices(prices, cfg.price_column)?;
-    let market_series = market.map(|m| read_market(m, cfg.price_column)).transpose()?;
+    let market_series = market
+        .map(|m| read_market(m, cfg.price_column))
+        .transpose()?;
     tracing::info!(
         file = %prices.display(),
         tickers = table.series.len(),

@@ -268,7 +268,10 @@ fn row_values(
     for n in [4, 13, 26, 52] {
         put(stdev(last_rw(n)));
     }
-    let vd: Vec<f64> = [5, 21, 63, 252].iter().map(|&n| stdev(last_lr(n))).collect();
+    let vd: Vec<f64> = [5, 21, 63, 252]
+        .iter()
+        .map(|&n| stdev(last_lr(n)))
+        .collect();
     for &x in &vd {
         put(x);
     }
@@ -358,7 +361,10 @@ pub fn cross_sectional_index(series: &[(&[NaiveDate], &[f64])]) -> (Vec<NaiveDat
             all.push((dates[i], (closes[i] / closes[i - 1]).ln()));
         }
     }
-    let mut firsts: Vec<NaiveDate> = series.iter().filter_map(|(d, _)| d.first().copied()).collect();
+    let mut firsts: Vec<NaiveDate> = series
+        .iter()
+        .filter_map(|(d, _)| d.first().copied())
+        .collect();
     firsts.sort();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let mut dates = Vec::new();
@@ -407,8 +413,14 @@ mod tests {
     fn readme_documents_every_feature_as_in_code() {
         let readme = include_str!("../README.md");
         for (i, f) in FEATURES.iter().enumerate() {
-            let line = format!("| feature_{i} | `{}` | {} | {} |", f.key, f.family, f.definition);
-            assert!(readme.contains(&line), "README.md lacks or differs on: {line}");
+            let line = format!(
+                "| feature_{i} | `{}` | {} | {} |",
+                f.key, f.family, f.definition
+            );
+            assert!(
+                readme.contains(&line),
+                "README.md lacks or differs on: {line}"
+            );
         }
     }
 

@@ -124,7 +124,15 @@ fn download(f: DataFile, cache: &Path, python: &str) -> Result<()> {
     let spec = format!("{}=={}", f.package, f.version);
     tracing::info!(%spec, cache = %cache.display(), "pip download");
     let output = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(cache)
         .arg(&spec)
         .output()
@@ -157,7 +165,9 @@ fn u32_at(b: &[u8], i: usize) -> Option<u32> {
 /// size do not use), checking its CRC-32.
 pub fn extract_member(zip: &Path, member: &str) -> Result<Vec<u8>> {
     let data = std::fs::read(zip).map_err(|e| FeaturesError::io(zip, e))?;
-    let bad = |what: &str| FeaturesError::Fetch(format!("{}: not a readable zip ({what})", zip.display()));
+    let bad = |what: &str| {
+        FeaturesError::Fetch(format!("{}: not a readable zip ({what})", zip.display()))
+    };
     // End of central directory: signature 0x06054b50 within the last 64 KiB + 22 bytes.
     let lo = data.len().saturating_sub(22 + 65535);
     let eocd = (lo..data.len().saturating_sub(21))
@@ -178,7 +188,9 @@ pub fn extract_member(zip: &Path, member: &str) -> Result<Vec<u8>> {
         let elen = u16_at(&data, pos + 30).ok_or_else(|| bad("entry"))?;
         let clen = u16_at(&data, pos + 32).ok_or_else(|| bad("entry"))?;
         let local = u32_at(&data, pos + 42).ok_or_else(|| bad("entry"))? as usize;
-        let name = data.get(pos + 46..pos + 46 + nlen).ok_or_else(|| bad("name"))?;
+        let name = data
+            .get(pos + 46..pos + 46 + nlen)
+            .ok_or_else(|| bad("name"))?;
         pos += 46 + nlen + elen + clen;
         if name != member.as_bytes() {
             continue;
@@ -189,14 +201,18 @@ pub fn extract_member(zip: &Path, member: &str) -> Result<Vec<u8>> {
         let lnlen = u16_at(&data, local + 26).ok_or_else(|| bad("local header"))?;
         let lelen = u16_at(&data, local + 28).ok_or_else(|| bad("local header"))?;
         let start = local + 30 + lnlen + lelen;
-        let raw = data.get(start..start + csize).ok_or_else(|| bad("truncated member"))?;
+        let raw = data
+            .get(start..start + csize)
+            .ok_or_else(|| bad("truncated member"))?;
         let bytes = match method {
             0 => raw.to_vec(),
             8 => {
                 let mut out = Vec::with_capacity(usize_);
                 flate2::read::DeflateDecoder::new(raw)
                     .read_to_end(&mut out)
-                    .map_err(|e| FeaturesError::Fetch(format!("{}: inflate {member}: {e}", zip.display())))?;
+                    .map_err(|e| {
+                        FeaturesError::Fetch(format!("{}: inflate {member}: {e}", zip.display()))
+                    })?;
                 out
             }
             m => return Err(bad(&format!("compression method {m}"))),

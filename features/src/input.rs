@@ -123,7 +123,11 @@ pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     let s = s.trim();
     let day = match s.get(..10) {
         Some(d) if s.len() == 10 || matches!(s.as_bytes()[10], b' ' | b'T') => d,
-        _ => return Err(format!("cannot parse {s:?} as a date (expected YYYY-MM-DD)")),
+        _ => {
+            return Err(format!(
+                "cannot parse {s:?} as a date (expected YYYY-MM-DD)"
+            ))
+        }
     };
     NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .map_err(|e| format!("cannot parse {s:?} as a date (expected YYYY-MM-DD): {e}"))
@@ -248,15 +252,13 @@ impl ParquetSource {
                     let c = arrow::compute::cast(a, &DataType::Float64).map_err(arrow_err)?;
                     Col::Num(c.as_primitive::<Float64Type>().clone())
                 }
-                t => {
-                    return Err(FeaturesError::file(
-                        &self.path,
-                        format!(
-                            "column `{}` has unsupported type {t} (expected a string, date or number)",
-                            field.name()
-                        ),
-                    ))
-                }
+                t => return Err(FeaturesError::file(
+                    &self.path,
+                    format!(
+                        "column `{}` has unsupported type {t} (expected a string, date or number)",
+                        field.name()
+                    ),
+                )),
             };
             cols.push(col);
         }
@@ -454,10 +456,9 @@ pub fn read_prices(path: &Path, price_column: PriceColumn) -> Result<PriceTable>
     match ticker_idx {
         Some(ti) => read_long(path, &mut *src, &header, &norm, date_idx, ti, price_column),
         None => {
-            if let Some(n) = norm
-                .iter()
-                .find(|n| ["close", "adj_close", "open", "high", "low", "volume"].contains(&n.as_str()))
-            {
+            if let Some(n) = norm.iter().find(|n| {
+                ["close", "adj_close", "open", "high", "low", "volume"].contains(&n.as_str())
+            }) {
                 return Err(FeaturesError::file(
                     path,
                     format!(
@@ -519,7 +520,8 @@ fn read_long(
     let mut row = 0usize;
     while src.next_row(&mut buf)? {
         row += 1;
-        let d = cell_date(&buf[date_idx]).map_err(|m| FeaturesError::cell(path, row, date_col, m))?;
+        let d =
+            cell_date(&buf[date_idx]).map_err(|m| FeaturesError::cell(path, row, date_col, m))?;
         let Some(t) = cell_text(&buf[ticker_idx]) else {
             return Err(FeaturesError::cell(path, row, ticker_col, "missing ticker"));
         };
@@ -533,7 +535,10 @@ fn read_long(
             .push(path, row, date_col, &t, d, p)?;
     }
     if row == 0 {
-        return Err(FeaturesError::file(path, "empty file (header but no data rows)"));
+        return Err(FeaturesError::file(
+            path,
+            "empty file (header but no data rows)",
+        ));
     }
     Ok(PriceTable {
         series: accs
@@ -572,7 +577,8 @@ fn read_wide(
     let mut missing = 0usize;
     while src.next_row(&mut buf)? {
         row += 1;
-        let d = cell_date(&buf[date_idx]).map_err(|m| FeaturesError::cell(path, row, date_col, m))?;
+        let d =
+            cell_date(&buf[date_idx]).map_err(|m| FeaturesError::cell(path, row, date_col, m))?;
         if let Some((pd, pr)) = prev {
             if d == pd {
                 return Err(FeaturesError::cell(
@@ -601,7 +607,10 @@ fn read_wide(
         }
     }
     if row == 0 {
-        return Err(FeaturesError::file(path, "empty file (header but no data rows)"));
+        return Err(FeaturesError::file(
+            path,
+            "empty file (header but no data rows)",
+        ));
     }
     let mut series: Vec<DailySeries> = tick_idx
         .iter()
@@ -652,7 +661,7 @@ pub fn read_market(path: &Path, price_column: PriceColumn) -> Result<DailySeries
 
 /// `date,close[,open,...]` without a ticker column: one series named after the file stem.
 fn read_market_ohlc(path: &Path, price_column: PriceColumn) -> Result<PriceTable> {
-    let mut src = open_source(path)?;
+    let src = open_source(path)?;
     let header = src.header().to_vec();
     let mut norm: Vec<String> = header.iter().map(|h| normalise(h)).collect();
     norm.push("ticker".to_string());
@@ -667,7 +676,15 @@ fn read_market_ohlc(path: &Path, price_column: PriceColumn) -> Result<PriceTable
     let mut header2 = header.clone();
     header2.push("ticker".to_string());
     let mut inner = WithTicker { src, name };
-    read_long(path, &mut inner, &header2, &norm, date_idx, ticker_idx, price_column)
+    read_long(
+        path,
+        &mut inner,
+        &header2,
+        &norm,
+        date_idx,
+        ticker_idx,
+        price_column,
+    )
 }
 
 struct WithTicker {
@@ -716,9 +733,17 @@ mod tests {
         assert_eq!(cell_price(&Cell::Str("1.5".into())).unwrap(), Some(1.5));
         assert_eq!(cell_price(&Cell::Str("".into())).unwrap(), None);
         assert_eq!(cell_price(&Cell::Str("NaN".into())).unwrap(), None);
-        assert!(cell_price(&Cell::Str("0".into())).unwrap_err().contains("non-positive"));
-        assert!(cell_price(&Cell::Str("-3".into())).unwrap_err().contains("non-positive"));
-        assert!(cell_price(&Cell::Str("inf".into())).unwrap_err().contains("not finite"));
-        assert!(cell_price(&Cell::Str("abc".into())).unwrap_err().contains("cannot parse"));
+        assert!(cell_price(&Cell::Str("0".into()))
+            .unwrap_err()
+            .contains("non-positive"));
+        assert!(cell_price(&Cell::Str("-3".into()))
+            .unwrap_err()
+            .contains("non-positive"));
+        assert!(cell_price(&Cell::Str("inf".into()))
+            .unwrap_err()
+            .contains("not finite"));
+        assert!(cell_price(&Cell::Str("abc".into()))
+            .unwrap_err()
+            .contains("cannot parse"));
     }
 }

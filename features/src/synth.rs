@@ -179,7 +179,10 @@ pub fn write_long_csv(path: &Path, series: &[DailySeries]) -> Result<()> {
 /// Writes `date` + one column per ticker (wide layout); a ticker without a price on a date
 /// gets an empty cell.
 pub fn write_wide_csv(path: &Path, series: &[DailySeries]) -> Result<()> {
-    let mut all: Vec<NaiveDate> = series.iter().flat_map(|s| s.dates.iter().copied()).collect();
+    let mut all: Vec<NaiveDate> = series
+        .iter()
+        .flat_map(|s| s.dates.iter().copied())
+        .collect();
     all.sort();
     all.dedup();
     let mut w = writer(path)?;
@@ -224,6 +227,9 @@ mod tests {
         assert!(!dates.contains(&NaiveDate::from_ymd_opt(1990, 1, 1).unwrap()));
         assert!(!dates.contains(&NaiveDate::from_ymd_opt(1990, 12, 25).unwrap()));
         assert!(dates.iter().all(|d| d.weekday().num_days_from_monday() < 5));
-        assert!(a.series.iter().all(|s| s.closes.iter().all(|c| c.is_finite() && *c > 0.0)));
+        assert!(a
+            .series
+            .iter()
+            .all(|s| s.closes.iter().all(|c| c.is_finite() && *c > 0.0)));
     }
 }

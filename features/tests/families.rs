@@ -17,7 +17,9 @@ fn last_row(t: &DailySeries, m: Option<&DailySeries>) -> trendscore_schemas::Wee
 #[test]
 fn alternating_series_returns_vol_sma_rsi_bollinger_drawdown_moments() {
     let dates = weekdays(d("2019-01-07"), 300); // Monday start, 60 full weeks
-    let closes: Vec<f64> = (0..300).map(|i| if i % 2 == 0 { 99.0 } else { 101.0 }).collect();
+    let closes: Vec<f64> = (0..300)
+        .map(|i| if i % 2 == 0 { 99.0 } else { 101.0 })
+        .collect();
     // Last day index 299 is odd -> 101.
     let row = last_row(&series("ALT", &dates, closes), None);
     assert_eq!(row.week, dates[299]);
@@ -33,7 +35,13 @@ fn alternating_series_returns_vol_sma_rsi_bollinger_drawdown_moments() {
     // vol_w_4 over -a,+a,-a,+a: mean 0, sum sq 4a^2 / 3.
     assert_close(f[fi("vol_w_4")], a * (4.0f64 / 3.0).sqrt(), 1e-6, "vol_w_4");
     // Even windows average 100: 101/100 - 1.
-    for n in ["px_sma_10", "px_sma_20", "px_sma_50", "px_sma_100", "px_sma_200"] {
+    for n in [
+        "px_sma_10",
+        "px_sma_20",
+        "px_sma_50",
+        "px_sma_100",
+        "px_sma_200",
+    ] {
         assert_close(f[fi(n)], 0.01, 1e-6, n);
     }
     // 5 closes 101,99,101,99,101: mean 100.2.
@@ -68,10 +76,22 @@ fn geometric_series_cumulative_returns_and_flat_volatility() {
     let lg = g.ln();
     assert_close(f[fi("ret_w_lag0")], 5.0 * lg, 1e-6, "ret_w_lag0");
     assert_close(f[fi("ret_w_lag7")], 5.0 * lg, 1e-6, "ret_w_lag7");
-    for (k, n) in [("cumret_4w", 4.0), ("cumret_13w", 13.0), ("cumret_52w", 52.0)] {
+    for (k, n) in [
+        ("cumret_4w", 4.0),
+        ("cumret_13w", 13.0),
+        ("cumret_52w", 52.0),
+    ] {
         assert_close(f[fi(k)], 5.0 * n * lg, 1e-6, k);
     }
-    for k in ["vol_w_4", "vol_w_52", "vol_d_5", "vol_d_252", "skew_d_63", "kurt_d_63", "skew_w_52"] {
+    for k in [
+        "vol_w_4",
+        "vol_w_52",
+        "vol_d_5",
+        "vol_d_252",
+        "skew_d_63",
+        "kurt_d_63",
+        "skew_w_52",
+    ] {
         assert_close(f[fi(k)], 0.0, 1e-6, k);
     }
     // mean of the last n closes C g^-j, j < n: C (1 - q^n) / (n (1 - q)), q = 1/g.
@@ -119,7 +139,12 @@ fn market_family_beta_correlation_relative_strength() {
     let w4 = (m[p] / m[p - 20]).ln(); // 4 full weeks = 20 trading days
     assert_close(f[fi("mkt_cumret_4w")], w4, 1e-6, "mkt_cumret_4w");
     assert_close(f[fi("rel_4w")], w4, 1e-6, "rel_4w");
-    assert_close(f[fi("mkt_ret_w_lag0")], (m[p] / m[p - 5]).ln(), 1e-6, "mkt_ret_w_lag0");
+    assert_close(
+        f[fi("mkt_ret_w_lag0")],
+        (m[p] / m[p - 5]).ln(),
+        1e-6,
+        "mkt_ret_w_lag0",
+    );
     let r: Vec<f64> = (p - 20..=p).map(|i| (m[i] / m[i - 1]).ln()).collect();
     let mean = r.iter().sum::<f64>() / 21.0;
     let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 20.0).sqrt();
@@ -135,10 +160,28 @@ fn calendar_family_day_of_year_and_short_weeks() {
         .filter(|x| *x != d("2020-07-03"))
         .collect();
     let closes: Vec<f64> = (0..dates.len()).map(|i| 100.0 + (i % 7) as f64).collect();
-    let b = build_rows(&[series("CAL", &dates, closes)], None, &BuildConfig::default()).unwrap();
-    let short = b.rows.iter().find(|r| r.week == d("2020-07-02")).expect("Thursday row");
-    assert_close(short.features[fi("trading_days_w")], 0.8, 1e-7, "4-day week");
-    let full = b.rows.iter().find(|r| r.week == d("2020-07-10")).expect("Friday row");
+    let b = build_rows(
+        &[series("CAL", &dates, closes)],
+        None,
+        &BuildConfig::default(),
+    )
+    .unwrap();
+    let short = b
+        .rows
+        .iter()
+        .find(|r| r.week == d("2020-07-02"))
+        .expect("Thursday row");
+    assert_close(
+        short.features[fi("trading_days_w")],
+        0.8,
+        1e-7,
+        "4-day week",
+    );
+    let full = b
+        .rows
+        .iter()
+        .find(|r| r.week == d("2020-07-10"))
+        .expect("Friday row");
     assert_close(full.features[fi("trading_days_w")], 1.0, 0.0, "5-day week");
     // 2020-07-10 is day 192 of a leap year: ordinal0 = 191.
     let ang = 2.0 * std::f64::consts::PI * 191.0 / 365.25;
@@ -199,19 +242,31 @@ fn built_rows_carry_labels_as_defined() {
     let closes: Vec<f64> = (0..320)
         .map(|i| 100.0 * (1.0 + 0.1 * (i as f64 * 0.21).sin()))
         .collect();
-    let b = build_rows(&[series("LBL", &dates, closes.clone())], None, &BuildConfig::default()).unwrap();
+    let b = build_rows(
+        &[series("LBL", &dates, closes.clone())],
+        None,
+        &BuildConfig::default(),
+    )
+    .unwrap();
     let r = &b.rows[0];
     let p = dates.iter().position(|x| *x == r.week).unwrap();
     // Full 5-day weeks: weekly closes are every 5th close ending at p.
     let w: Vec<f64> = (0..=26).map(|j| closes[p - 5 * (26 - j)]).collect();
     let rets: Vec<f64> = w.windows(2).map(|x| x[1] / x[0] - 1.0).collect();
     let mean = rets.iter().sum::<f64>() / 26.0;
-    let sd = (rets.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 25.0).sqrt().max(0.005);
+    let sd = (rets.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 25.0)
+        .sqrt()
+        .max(0.005);
     let r7 = closes[p + 5] / closes[p] - 1.0;
     assert_close(r.trend_7day.unwrap(), (r7 / sd).tanh(), 1e-6, "trend_7day");
     // +30 days from a Friday is a Sunday: the Friday before, 20 trading days later.
     let r30 = closes[p + 20] / closes[p] - 1.0;
-    assert_close(r.trend_30day.unwrap(), (r30 / (sd * (30.0f64 / 7.0).sqrt())).tanh(), 1e-6, "trend_30day");
+    assert_close(
+        r.trend_30day.unwrap(),
+        (r30 / (sd * (30.0f64 / 7.0).sqrt())).tanh(),
+        1e-6,
+        "trend_30day",
+    );
     // The last rows have no labels.
     let last = b.rows.last().unwrap();
     assert!(last.trend_7day.is_none() && last.trend_30day.is_none());

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, Float64Array, StringArray};
-use arrow::record_batch::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
 use common::*;
 use trendscore_features::build::{build_files, sidecar_path, MANIFEST_KEY};
 use trendscore_features::synth::{write_long_csv, write_wide_csv};
@@ -113,11 +113,17 @@ fn output_has_manifest_in_footer_and_sidecar() {
     assert_eq!(man.features.len(), 62);
     assert_eq!(man.features[0].column, "feature_0");
     assert_eq!(man.features[61].column, "feature_61");
-    assert!(man.features.iter().all(|f| f.version == "v1" && !f.definition.is_empty()));
+    assert!(man
+        .features
+        .iter()
+        .all(|f| f.version == "v1" && !f.definition.is_empty()));
     let side: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sidecar_path(&out)).unwrap()).unwrap();
     assert_eq!(side["feature_set_version"], "v1");
-    assert_eq!(side["report"]["rows"].as_u64().unwrap() as usize, man.report.rows);
+    assert_eq!(
+        side["report"]["rows"].as_u64().unwrap() as usize,
+        man.report.rows
+    );
     let f = std::fs::File::open(&out).unwrap();
     let r = parquet::file::reader::SerializedFileReader::new(f).unwrap();
     use parquet::file::reader::FileReader;
@@ -127,9 +133,14 @@ fn output_has_manifest_in_footer_and_sidecar() {
     assert_eq!(footer, side);
     // Rows: never NaN/Inf, sorted, and the report counts add up.
     let rows = trendscore_schemas::read_rows(&out).unwrap();
-    assert!(rows.iter().all(|r| r.features.iter().all(|v| v.is_finite())));
+    assert!(rows
+        .iter()
+        .all(|r| r.features.iter().all(|v| v.is_finite())));
     assert_eq!(
-        man.report.rows + man.report.rows_without_history + man.report.rows_without_market + man.report.rows_non_finite,
+        man.report.rows
+            + man.report.rows_without_history
+            + man.report.rows_without_market
+            + man.report.rows_non_finite,
         man.report.weeks_in
     );
     assert_eq!(man.report.market, "cross_sectional_mean");
@@ -151,9 +162,15 @@ fn err_text(path: &Path) -> String {
 fn assert_names(msg: &str, file: &str, row: Option<usize>, column: &str) {
     assert!(msg.contains(file), "{msg:?} does not name the file {file}");
     if let Some(r) = row {
-        assert!(msg.contains(&format!("row {r},")), "{msg:?} does not name row {r}");
+        assert!(
+            msg.contains(&format!("row {r},")),
+            "{msg:?} does not name row {r}"
+        );
     }
-    assert!(msg.contains(&format!("`{column}`")), "{msg:?} does not name column {column}");
+    assert!(
+        msg.contains(&format!("`{column}`")),
+        "{msg:?} does not name column {column}"
+    );
 }
 
 #[test]
@@ -162,29 +179,52 @@ fn bad_input_errors_name_file_row_and_column() {
     let dp = dir.path();
     let h = "date,ticker,close\n";
     // Unsorted dates for one ticker (row 3 is before row 2 for A).
-    let p = write(dp, "unsorted.csv", &format!("{h}2020-01-02,A,1\n2020-01-03,A,2\n2020-01-01,A,3\n"));
+    let p = write(
+        dp,
+        "unsorted.csv",
+        &format!("{h}2020-01-02,A,1\n2020-01-03,A,2\n2020-01-01,A,3\n"),
+    );
     let m = err_text(&p);
     assert_names(&m, "unsorted.csv", Some(3), "date");
     assert!(m.contains("not sorted"), "{m}");
     // Duplicate date.
-    let p = write(dp, "dup.csv", &format!("{h}2020-01-02,A,1\n2020-01-02,B,1\n2020-01-02,A,2\n"));
+    let p = write(
+        dp,
+        "dup.csv",
+        &format!("{h}2020-01-02,A,1\n2020-01-02,B,1\n2020-01-02,A,2\n"),
+    );
     let m = err_text(&p);
     assert_names(&m, "dup.csv", Some(3), "date");
-    assert!(m.contains("duplicate date 2020-01-02") && m.contains("row 1"), "{m}");
+    assert!(
+        m.contains("duplicate date 2020-01-02") && m.contains("row 1"),
+        "{m}"
+    );
     // Wide: duplicate and unsorted dates.
     let p = write(dp, "wdup.csv", "Date,A,B\n2020-01-02,1,2\n2020-01-02,1,2\n");
     assert_names(&err_text(&p), "wdup.csv", Some(2), "Date");
     let p = write(dp, "wuns.csv", "Date,A,B\n2020-01-03,1,2\n2020-01-02,1,2\n");
     assert_names(&err_text(&p), "wuns.csv", Some(2), "Date");
     // Non-positive prices, long and wide.
-    let p = write(dp, "zero.csv", &format!("{h}2020-01-02,A,1\n2020-01-03,A,0\n"));
+    let p = write(
+        dp,
+        "zero.csv",
+        &format!("{h}2020-01-02,A,1\n2020-01-03,A,0\n"),
+    );
     let m = err_text(&p);
     assert_names(&m, "zero.csv", Some(2), "close");
     assert!(m.contains("non-positive"), "{m}");
-    let p = write(dp, "wneg.csv", "date,A,B\n2020-01-02,1,2\n2020-01-03,1,-2\n");
+    let p = write(
+        dp,
+        "wneg.csv",
+        "date,A,B\n2020-01-02,1,2\n2020-01-03,1,-2\n",
+    );
     assert_names(&err_text(&p), "wneg.csv", Some(2), "B");
     // Missing price in a long file: error; unparsable: error; infinite: error.
-    let p = write(dp, "miss.csv", &format!("{h}2020-01-02,A,1\n2020-01-03,A,\n"));
+    let p = write(
+        dp,
+        "miss.csv",
+        &format!("{h}2020-01-02,A,1\n2020-01-03,A,\n"),
+    );
     let m = err_text(&p);
     assert_names(&m, "miss.csv", Some(2), "close");
     assert!(m.contains("missing price"), "{m}");
@@ -193,7 +233,11 @@ fn bad_input_errors_name_file_row_and_column() {
     let p = write(dp, "inf.csv", &format!("{h}2020-01-02,A,inf\n"));
     assert_names(&err_text(&p), "inf.csv", Some(1), "close");
     // Bad date, missing ticker.
-    let p = write(dp, "bdate.csv", &format!("{h}2020-01-02,A,1\n02/01/2020,A,2\n"));
+    let p = write(
+        dp,
+        "bdate.csv",
+        &format!("{h}2020-01-02,A,1\n02/01/2020,A,2\n"),
+    );
     assert_names(&err_text(&p), "bdate.csv", Some(2), "date");
     let p = write(dp, "ntick.csv", &format!("{h}2020-01-02,,1\n"));
     assert_names(&err_text(&p), "ntick.csv", Some(1), "ticker");
@@ -215,7 +259,10 @@ fn bad_input_errors_name_file_row_and_column() {
     assert!(m.contains("empty.csv") && m.contains("empty file"), "{m}");
     let p = write(dp, "header.csv", h);
     let m = err_text(&p);
-    assert!(m.contains("header.csv") && m.contains("no data rows"), "{m}");
+    assert!(
+        m.contains("header.csv") && m.contains("no data rows"),
+        "{m}"
+    );
     // Ragged CSV.
     let p = write(dp, "ragged.csv", &format!("{h}2020-01-02,A,1,5\n"));
     assert!(err_text(&p).contains("ragged.csv"));
@@ -224,7 +271,11 @@ fn bad_input_errors_name_file_row_and_column() {
 #[test]
 fn missing_wide_cells_are_skipped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "w.csv", "date,A,B\n2020-01-02,1,\n2020-01-03,NaN,2\n2020-01-06,3,4\n");
+    let p = write(
+        dir.path(),
+        "w.csv",
+        "date,A,B\n2020-01-02,1,\n2020-01-03,NaN,2\n2020-01-06,3,4\n",
+    );
     let t = read_prices(&p, PriceColumn::Auto).unwrap();
     assert_eq!(t.missing_cells, 2);
     assert_eq!(t.series[0].closes, vec![1.0, 3.0]);
@@ -259,7 +310,9 @@ fn too_little_history_is_left_out_and_reported() {
     assert!(b.rows.iter().all(|r| r.ticker != "SHORT"));
     assert_eq!(b.report.tickers_without_rows.len(), 1);
     assert_eq!(b.report.tickers_without_rows[0].ticker, "SHORT");
-    assert!(b.report.tickers_without_rows[0].reason.contains("too little history"));
+    assert!(b.report.tickers_without_rows[0]
+        .reason
+        .contains("too little history"));
     // Only short tickers: a clear error.
     let e = build_rows(&all[3..], None, &BuildConfig::default()).unwrap_err();
     assert!(matches!(e, FeaturesError::NoRows(_)), "{e}");
@@ -269,10 +322,18 @@ fn too_little_history_is_left_out_and_reported() {
 #[test]
 fn market_file_formats() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "idx.csv", "Date,SP500\n2020-01-02,1\n2020-01-03,2\n");
+    let a = write(
+        dir.path(),
+        "idx.csv",
+        "Date,SP500\n2020-01-02,1\n2020-01-03,2\n",
+    );
     let m = trendscore_features::read_market(&a, PriceColumn::Auto).unwrap();
     assert_eq!((m.ticker.as_str(), m.closes.len()), ("SP500", 2));
-    let b = write(dir.path(), "ohlc.csv", "date,open,close\n2020-01-02,1,5\n2020-01-03,2,6\n");
+    let b = write(
+        dir.path(),
+        "ohlc.csv",
+        "date,open,close\n2020-01-02,1,5\n2020-01-03,2,6\n",
+    );
     let m = trendscore_features::read_market(&b, PriceColumn::Auto).unwrap();
     assert_eq!(m.closes, vec![5.0, 6.0]);
     let c = write(dir.path(), "two.csv", "date,A,B\n2020-01-02,1,2\n");

@@ -21,7 +21,7 @@ proptest! {
 
     #[test]
     fn changing_later_prices_changes_no_earlier_feature(
-        cut in 255usize..355,
+        cut in 270usize..355,
         factors in proptest::collection::vec(0.5f64..2.0, 8),
         ticker in 0usize..3,
         touch_market in any::<bool>(),

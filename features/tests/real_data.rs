@@ -10,7 +10,10 @@ use trendscore_features::BuildConfig;
 #[test]
 fn skfolio_sp500_with_index_end_to_end() {
     let dir = data_dir();
-    let (prices, index) = (dir.join("sp500_dataset.csv.gz"), dir.join("sp500_index.csv.gz"));
+    let (prices, index) = (
+        dir.join("sp500_dataset.csv.gz"),
+        dir.join("sp500_index.csv.gz"),
+    );
     if !prices.exists() || !index.exists() {
         eprintln!(
             "SKIPPED: {} not found; run `features fetch-data --out data/` first",
@@ -22,7 +25,11 @@ fn skfolio_sp500_with_index_end_to_end() {
     let out = tmp.path().join("sp500.parquet");
     let t0 = std::time::Instant::now();
     let man = build_files(&prices, Some(&index), &out, &BuildConfig::default()).unwrap();
-    eprintln!("skfolio build: {:?}, {} rows", t0.elapsed(), man.report.rows);
+    eprintln!(
+        "skfolio build: {:?}, {} rows",
+        t0.elapsed(),
+        man.report.rows
+    );
     let r = &man.report;
     assert_eq!(r.tickers_in, 20);
     assert_eq!(r.tickers_with_rows, 20);
@@ -36,17 +43,38 @@ fn skfolio_sp500_with_index_end_to_end() {
     assert!(r.labels_7d >= r.rows - 20 * 2 && r.labels_30d >= r.rows - 20 * 6);
     let rows = trendscore_schemas::read_rows(&out).unwrap();
     assert_eq!(rows.len(), r.rows);
-    assert!(rows.iter().all(|x| x.features.len() == 62 && x.features.iter().all(|v| v.is_finite())));
-    let last = rows.iter().filter(|x| x.ticker == "AAPL").next_back().unwrap();
+    assert!(rows
+        .iter()
+        .all(|x| x.features.len() == 62 && x.features.iter().all(|v| v.is_finite())));
+    let last = rows
+        .iter()
+        .filter(|x| x.ticker == "AAPL")
+        .next_back()
+        .unwrap();
     assert_eq!(last.week, d("2022-12-28"));
     assert!(last.trend_7day.is_none() && last.trend_30day.is_none());
     // Real stocks: betas on the S&P 500 are positive on average, correlations well above 0.
-    let mean = |k: &str| rows.iter().map(|x| f64::from(x.features[fi(k)])).sum::<f64>() / rows.len() as f64;
-    assert!(mean("beta_52w") > 0.5 && mean("beta_52w") < 1.5, "beta {}", mean("beta_52w"));
+    let mean = |k: &str| {
+        rows.iter()
+            .map(|x| f64::from(x.features[fi(k)]))
+            .sum::<f64>()
+            / rows.len() as f64
+    };
+    assert!(
+        mean("beta_52w") > 0.5 && mean("beta_52w") < 1.5,
+        "beta {}",
+        mean("beta_52w")
+    );
     assert!(mean("corr_52w") > 0.3, "corr {}", mean("corr_52w"));
     // Labels span both directions and are bounded.
-    let ups = rows.iter().filter(|x| x.trend_7day.is_some_and(|v| v > 0.0)).count();
-    assert!(ups > r.labels_7d / 3 && ups < r.labels_7d * 2 / 3 + r.labels_7d / 6, "ups {ups}");
+    let ups = rows
+        .iter()
+        .filter(|x| x.trend_7day.is_some_and(|v| v > 0.0))
+        .count();
+    assert!(
+        ups > r.labels_7d / 3 && ups < r.labels_7d * 2 / 3 + r.labels_7d / 6,
+        "ups {ups}"
+    );
     assert!(sidecar_path(&out).exists());
 }
 
@@ -54,7 +82,10 @@ fn skfolio_sp500_with_index_end_to_end() {
 fn bokeh_stocks_long_ohlcv_uses_adjusted_close_and_skips_short_history() {
     let path = data_dir().join("stocks.csv.gz");
     if !path.exists() {
-        eprintln!("SKIPPED: {} not found; run `features fetch-data --out data/` first", path.display());
+        eprintln!(
+            "SKIPPED: {} not found; run `features fetch-data --out data/` first",
+            path.display()
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -64,7 +95,12 @@ fn bokeh_stocks_long_ohlcv_uses_adjusted_close_and_skips_short_history() {
     assert_eq!(p.price_column, "adj_close");
     assert_eq!(p.series, 5);
     // FB has 196 trading days (2012-05-18 .. 2013-03-01): too little history.
-    let skipped: Vec<&str> = man.report.tickers_without_rows.iter().map(|s| s.ticker.as_str()).collect();
+    let skipped: Vec<&str> = man
+        .report
+        .tickers_without_rows
+        .iter()
+        .map(|s| s.ticker.as_str())
+        .collect();
     assert_eq!(skipped, vec!["FB"]);
     assert_eq!(man.report.tickers_with_rows, 4);
     let rows = trendscore_schemas::read_rows(&out).unwrap();

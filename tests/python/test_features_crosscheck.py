@@ -116,7 +116,7 @@ def reference(dates, closes, mdates, mcloses):
 
 def check(out_parquet, series, mdates, mcloses, sample_every):
     table = pq.read_table(out_parquet)
-    meta = table.schema.metadata
+    meta = pq.ParquetFile(out_parquet).metadata.metadata
     manifest = json.loads(meta[b"trendscore.features.manifest"])
     idx = {f["name"]: int(f["column"].split("_")[1]) for f in manifest["features"]}
     assert len(idx) == 62
