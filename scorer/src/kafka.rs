@@ -109,8 +109,8 @@ pub fn dead_letter_headers(
         .insert(Header { key: "reason", value: Some(reason) })
         .insert(Header { key: "error", value: Some(detail) })
         .insert(Header { key: "source_topic", value: Some(topic) })
-        .insert(Header { key: "source_partition", value: Some(&partition) })
-        .insert(Header { key: "source_offset", value: Some(&offset) })
+        .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
+        .insert(Header { key: "source_offset", value: Some(offset.as_str()) })
 }
 
 /// One topic to create.

@@ -109,7 +109,7 @@ impl Metrics {
         registry.register("produce_errors", "Failed produces", produce_errors.clone());
         for r in Reason::ALL {
             // Pre-create every reason so dashboards see zeros.
-            dead_lettered.get_or_create(&vec![("reason".into(), r.as_str().into())]);
+            let _ = dead_lettered.get_or_create(&vec![("reason".into(), r.as_str().into())]);
         }
         Self {
             registry,

@@ -379,7 +379,7 @@ impl PredictionSink for ParquetDirSink {
 }
 
 /// Reads every prediction under `dir` (final files only, recursively), sorted by
-/// (ticker, week). For tests and tools.
+/// (ticker, week, source partition, source offset). For tests and tools.
 pub fn read_all_predictions(dir: &Path) -> Result<Vec<PredictionRow>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -395,7 +395,14 @@ pub fn read_all_predictions(dir: &Path) -> Result<Vec<PredictionRow>> {
             }
         }
     }
-    out.sort_by(|a, b| (&a.ticker, a.week).cmp(&(&b.ticker, b.week)));
+    out.sort_by(|a, b| {
+        (&a.ticker, a.week, a.source_partition, a.source_offset).cmp(&(
+            &b.ticker,
+            b.week,
+            b.source_partition,
+            b.source_offset,
+        ))
+    });
     Ok(out)
 }
 
