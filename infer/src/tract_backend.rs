@@ -1,12 +1,12 @@
 //! The tract backend: pure Rust, CPU only, always available.
 //!
 //! The ONNX graph is parsed once into a tract inference model. Each batch size gets its own
-//! plan, optimised with the batch dimension fixed (concretised), cached for up to
-//! [`MAX_CACHED_PLANS`] sizes; other sizes run a plan optimised with a symbolic batch.
-//! Concrete plans let tract pick matmul kernels and buffer sizes ahead of time (see
-//! exporter/README.md for the measured effect).
+//! plan, optimised with the batch dimension fixed (concretised); the [`MAX_CACHED_PLANS`] most
+//! recently used plans are kept. tract's ONNX LSTM needs a concrete batch to build its zero
+//! initial state, and concrete plans let tract pick matmul kernels and buffer sizes ahead of
+//! time. The plan for the first call of a new size is built on that call (tens of ms).
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
@@ -41,17 +41,15 @@ pub struct TractModel {
     info: ModelInfo,
     /// The parsed (not yet typed) model, kept to concretise the batch per size.
     inference: TractInferenceModel,
-    /// Plan with a symbolic batch dimension, for sizes outside the cache.
-    symbolic: Plan,
-    /// Concretised plans by batch size.
-    plans: Mutex<HashMap<usize, Plan>>,
+    /// Concretised plans by batch size, most recently used last.
+    plans: Mutex<VecDeque<(usize, Plan)>>,
     /// Positions of the contract outputs in the plan's outputs.
     output_order: [usize; 5],
     run_options: RunOptions,
 }
 
 impl TractModel {
-    /// Parses `bytes` (an ONNX model described by `info`) and prepares the symbolic-batch plan.
+    /// Parses `bytes` (an ONNX model described by `info`) and prepares the batch-1 plan.
     pub fn from_bytes(bytes: &[u8], info: ModelInfo, opts: &LoadOptions) -> Result<Self, InferError> {
         let inference = tract_onnx::onnx()
             .model_for_read(&mut Cursor::new(bytes))
@@ -66,43 +64,46 @@ impl TractModel {
         }
         let run_options = RunOptions::default();
         let _ = opts.intra_threads; // tract runs single-threaded here (see README)
-        let symbolic = inference
-            .clone()
-            .into_optimized()
-            .map_err(terr)?
-            .into_runnable_with_options(&run_options)
-            .map_err(terr)?;
-        Ok(TractModel {
+        let model = TractModel {
             info,
             inference,
-            symbolic,
-            plans: Mutex::new(HashMap::new()),
+            plans: Mutex::new(VecDeque::new()),
             output_order,
             run_options,
-        })
+        };
+        // Build the batch-1 plan now, so a model tract cannot run fails at load time.
+        model.plan_for(1)?;
+        Ok(model)
     }
 
     fn plan_for(&self, batch: usize) -> Result<Plan, InferError> {
-        if let Some(p) = self.plans.lock().expect("plan cache poisoned").get(&batch) {
-            return Ok(p.clone());
-        }
-        if self.plans.lock().expect("plan cache poisoned").len() >= MAX_CACHED_PLANS {
-            return Ok(self.symbolic.clone());
+        {
+            let mut plans = self.plans.lock().expect("plan cache poisoned");
+            if let Some(pos) = plans.iter().position(|(b, _)| *b == batch) {
+                let entry = plans.remove(pos).expect("position is valid");
+                let plan = entry.1.clone();
+                plans.push_back(entry);
+                return Ok(plan);
+            }
         }
         let fact = f32::fact(&[batch, self.info.sequence_length, self.info.input_dim]);
-        let plan = self
-            .inference
-            .clone()
-            .with_input_fact(0, fact.into())
-            .map_err(terr)?
-            .into_optimized()
-            .map_err(terr)?
-            .into_runnable_with_options(&self.run_options)
-            .map_err(terr)?;
-        self.plans
-            .lock()
-            .expect("plan cache poisoned")
-            .insert(batch, plan.clone());
+        // tract unwraps in places; a panic while planning becomes an error, not a crash.
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inference
+                .clone()
+                .with_input_fact(0, fact.into())?
+                .into_optimized()?
+                .into_runnable_with_options(&self.run_options)
+        }));
+        let plan = match built {
+            Ok(r) => r.map_err(terr)?,
+            Err(_) => return Err(terr(format!("tract panicked while planning batch {batch}"))),
+        };
+        let mut plans = self.plans.lock().expect("plan cache poisoned");
+        if plans.len() >= MAX_CACHED_PLANS {
+            plans.pop_front();
+        }
+        plans.push_back((batch, plan.clone()));
         Ok(plan)
     }
 }

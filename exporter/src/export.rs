@@ -1,0 +1,192 @@
+//! `export`: checkpoint -> model.onnx + model card, refusing to write a model that fails its
+//! own probe on tract.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use trendscore_infer::tract_backend::TractModel;
+use trendscore_infer::{BackendChoice, LoadOptions, ModelInfo};
+
+use crate::checkpoint::Checkpoint;
+use crate::graph::{build_model, encode, OPSET};
+use crate::parity::{check_probe, ParityCase, TOLERANCE};
+use crate::ExportError;
+
+/// Options of one export.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// Max abs difference allowed between tract and the probe (default 1e-5, DESIGN.md).
+    pub tolerance: f32,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions { tolerance: TOLERANCE }
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug)]
+pub struct ExportReport {
+    /// The ONNX file.
+    pub onnx_path: PathBuf,
+    /// The model card.
+    pub card_path: PathBuf,
+    /// sha256 of model.safetensors.
+    pub model_version: String,
+    /// ONNX file size in bytes.
+    pub onnx_bytes: usize,
+    /// The tract self-check on the probe.
+    pub parity: ParityCase,
+}
+
+/// The model card (model.json), written beside the ONNX file.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelCard {
+    /// sha256 hex of model.safetensors (also the ONNX `model_version`).
+    pub model_version: String,
+    /// The ONNX file name.
+    pub onnx_file: String,
+    /// sha256 hex of the ONNX file.
+    pub onnx_sha256: String,
+    /// ONNX opset.
+    pub opset: i64,
+    /// Feature names in input order.
+    pub feature_names: Vec<String>,
+    /// Weeks per window.
+    pub sequence_length: usize,
+    /// Horizons in days.
+    pub horizons: Vec<u32>,
+    /// When the checkpoint was trained.
+    pub trained_at: String,
+    /// The checkpoint directory exported.
+    pub checkpoint: String,
+    /// config.json `model` section.
+    pub model_config: serde_json::Value,
+    /// config.json `training` section (null when absent).
+    pub training_config: serde_json::Value,
+    /// metrics.json.
+    pub metrics: serde_json::Value,
+    /// Export-time parity of tract against the probe.
+    pub parity: ParityCase,
+    /// The tolerance applied.
+    pub parity_tolerance: f32,
+    /// Exporter version.
+    pub exporter_version: String,
+}
+
+/// The ONNX metadata properties of DESIGN.md's ONNX contract.
+pub fn metadata(ckpt: &Checkpoint) -> Vec<(String, String)> {
+    vec![
+        ("model_version".into(), ckpt.weights_sha256.clone()),
+        (
+            "feature_names".into(),
+            serde_json::to_string(&ckpt.scaler.feature_names).expect("strings serialise"),
+        ),
+        ("sequence_length".into(), ckpt.config.sequence.sequence_length.to_string()),
+        (
+            "horizons".into(),
+            serde_json::to_string(&ckpt.config.sequence.horizons).expect("ints serialise"),
+        ),
+        ("trained_at".into(), ckpt.config.trained_at.clone()),
+        ("metrics".into(), ckpt.metrics_json.clone()),
+    ]
+}
+
+/// Builds the ONNX bytes for a loaded checkpoint (no checks, no I/O).
+pub fn onnx_bytes(ckpt: &Checkpoint) -> Vec<u8> {
+    encode(&build_model(ckpt, &metadata(ckpt)))
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let io = |e| ExportError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(io)
+}
+
+/// The card path for an ONNX path: same directory and stem, `.json` (model.onnx -> model.json).
+pub fn card_path(onnx: &Path) -> PathBuf {
+    onnx.with_extension("json")
+}
+
+/// Exports the checkpoint in `ckpt_dir` to `out` (+ the model card beside it).
+///
+/// Before anything is written, the ONNX bytes are loaded in tract and the checkpoint's probe
+/// windows run through them; if any output differs from the probe by more than
+/// `opts.tolerance`, this returns [`ExportError::Parity`] and writes nothing.
+pub fn export(ckpt_dir: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportReport, ExportError> {
+    let ckpt = Checkpoint::load(ckpt_dir)?;
+    let m = &ckpt.config.model;
+    tracing::info!(
+        checkpoint = %ckpt_dir.display(),
+        hidden = m.hidden_dim,
+        layers = m.num_lstm_layers,
+        bidirectional = m.bidirectional,
+        heads = m.num_attention_heads,
+        "checkpoint loaded"
+    );
+    let bytes = onnx_bytes(&ckpt);
+    let info = ModelInfo::from_onnx_bytes(&bytes)?;
+    let tract = TractModel::from_bytes(
+        &bytes,
+        info,
+        &LoadOptions {
+            backend: BackendChoice::Tract,
+            ..Default::default()
+        },
+    )?;
+    let parity = check_probe(&tract, &ckpt.probe, ckpt.probe.len())?;
+    tracing::info!(%parity, "self-check on tract");
+    if !parity.passed(opts.tolerance) {
+        return Err(ExportError::Parity {
+            backend: "tract".into(),
+            details: format!("{parity} exceeds tolerance {:e}; nothing written", opts.tolerance),
+        });
+    }
+    let card = ModelCard {
+        model_version: ckpt.weights_sha256.clone(),
+        onnx_file: out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        onnx_sha256: hex::encode(Sha256::digest(&bytes)),
+        opset: OPSET,
+        feature_names: ckpt.scaler.feature_names.clone(),
+        sequence_length: ckpt.config.sequence.sequence_length,
+        horizons: ckpt.config.sequence.horizons.clone(),
+        trained_at: ckpt.config.trained_at.clone(),
+        checkpoint: ckpt_dir.display().to_string(),
+        model_config: serde_json::to_value(m).expect("config serialises"),
+        training_config: ckpt.config.raw.get("training").cloned().unwrap_or(serde_json::Value::Null),
+        metrics: serde_json::from_str(&ckpt.metrics_json).unwrap_or(serde_json::Value::Null),
+        parity: parity.clone(),
+        parity_tolerance: opts.tolerance,
+        exporter_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let card_bytes = serde_json::to_vec_pretty(&card).expect("card serialises");
+    let card_path = card_path(out);
+    write_atomic(out, &bytes)?;
+    write_atomic(&card_path, &card_bytes)?;
+    Ok(ExportReport {
+        onnx_path: out.to_path_buf(),
+        card_path,
+        model_version: ckpt.weights_sha256,
+        onnx_bytes: bytes.len(),
+        parity,
+    })
+}

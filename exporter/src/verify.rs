@@ -1,0 +1,140 @@
+//! `verify`: the parity suite for any checkpoint + ONNX file, on every requested backend.
+
+use std::path::Path;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use trendscore_infer::{load_model, BackendChoice, InferenceModel, LoadOptions};
+
+use crate::checkpoint::Checkpoint;
+use crate::parity::{check_probe, compare_outputs, ParityCase};
+use crate::{reference, ExportError};
+
+/// Batch sizes the probe windows are run at (cycled to fill the batch), besides the full probe.
+pub const BATCH_SIZES: [usize; 3] = [1, 7, 1024];
+/// Generated windows checked against the float64 reference implementation.
+pub const GENERATED_VS_REFERENCE: usize = 32;
+/// Generated windows compared across backends.
+pub const GENERATED_CROSS: usize = 1024;
+
+/// Options of a verify run.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Backends to run (`auto` is resolved by [`load_model`]).
+    pub backends: Vec<BackendChoice>,
+    /// Tolerance (absolute).
+    pub tolerance: f32,
+    /// Intra-op threads for the backends.
+    pub threads: Option<usize>,
+    /// ONNX Runtime library, when not found by the default search.
+    pub ort_dylib_path: Option<std::path::PathBuf>,
+    /// Seed of the generated windows.
+    pub seed: u64,
+}
+
+/// All comparisons of a verify run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VerifyReport {
+    /// Every case, in run order.
+    pub cases: Vec<ParityCase>,
+    /// The tolerance applied.
+    pub tolerance: f32,
+}
+
+impl VerifyReport {
+    /// True when every case is within tolerance.
+    pub fn passed(&self) -> bool {
+        self.cases.iter().all(|c| c.passed(self.tolerance))
+    }
+
+    /// The largest difference of all cases.
+    pub fn worst(&self) -> f32 {
+        self.cases.iter().map(|c| c.worst()).fold(0.0, f32::max)
+    }
+}
+
+/// `n` raw windows: the scaler's mean plus std times N(0, 2), with every 8th window scaled
+/// to extreme z-scores (x100) -- shape (n, seq, dim).
+pub fn generated_windows(ckpt: &Checkpoint, n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (s, d) = (ckpt.config.sequence.sequence_length, ckpt.config.model.input_dim);
+    let std = ckpt.effective_std();
+    let mut out = Vec::with_capacity(n * s * d);
+    for w in 0..n {
+        let amp = if w % 8 == 7 { 100.0 } else { 2.0 };
+        for _t in 0..s {
+            for j in 0..d {
+                // Box-Muller from two uniforms: no extra distribution crate needed.
+                let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                out.push((ckpt.scaler.mean[j] + std[j] as f64 * amp * z) as f32);
+            }
+        }
+    }
+    out
+}
+
+/// Runs the parity suite: for every backend, the probe at its own size and at
+/// [`BATCH_SIZES`] against the trainer's outputs, generated windows against the float64
+/// reference, and (with two or more backends) generated windows against the first backend.
+pub fn verify(ckpt_dir: &Path, model_path: &Path, opts: &VerifyOptions) -> Result<VerifyReport, ExportError> {
+    let ckpt = Checkpoint::load(ckpt_dir)?;
+    let mut cases = Vec::new();
+    let mut models: Vec<Box<dyn InferenceModel>> = Vec::new();
+    for b in &opts.backends {
+        let model = load_model(
+            model_path,
+            &LoadOptions {
+                backend: *b,
+                ort_dylib_path: opts.ort_dylib_path.clone(),
+                intra_threads: opts.threads,
+            },
+        )?;
+        if model.info().model_version != ckpt.weights_sha256 {
+            return Err(ExportError::Inconsistent {
+                path: model_path.to_path_buf(),
+                reason: format!(
+                    "model_version {} is not the sha256 {} of {}/model.safetensors: this ONNX file was exported from another checkpoint",
+                    model.info().model_version,
+                    ckpt.weights_sha256,
+                    ckpt_dir.display()
+                ),
+            });
+        }
+        models.push(model);
+    }
+    let gen_ref = generated_windows(&ckpt, GENERATED_VS_REFERENCE, opts.seed);
+    let expected_ref = reference::forward(&ckpt, &gen_ref, GENERATED_VS_REFERENCE);
+    let gen_cross = generated_windows(&ckpt, GENERATED_CROSS, opts.seed.wrapping_add(1));
+    let mut first_cross = None;
+    for model in &models {
+        let m = model.as_ref();
+        cases.push(check_probe(m, &ckpt.probe, ckpt.probe.len())?);
+        for b in BATCH_SIZES {
+            cases.push(check_probe(m, &ckpt.probe, b)?);
+        }
+        let got = m.predict(&gen_ref, GENERATED_VS_REFERENCE)?;
+        cases.push(ParityCase {
+            backend: m.backend().to_string(),
+            case: format!("generated batch={GENERATED_VS_REFERENCE} vs f64 reference"),
+            windows: GENERATED_VS_REFERENCE,
+            max_abs_diff: compare_outputs(&got, &expected_ref),
+        });
+        if models.len() > 1 {
+            let got = m.predict(&gen_cross, GENERATED_CROSS)?;
+            match &first_cross {
+                None => first_cross = Some((m.backend().to_string(), got)),
+                Some((name, reference)) => cases.push(ParityCase {
+                    backend: m.backend().to_string(),
+                    case: format!("generated batch={GENERATED_CROSS} vs {name}"),
+                    windows: GENERATED_CROSS,
+                    max_abs_diff: compare_outputs(&got, reference),
+                }),
+            }
+        }
+    }
+    Ok(VerifyReport {
+        cases,
+        tolerance: opts.tolerance,
+    })
+}

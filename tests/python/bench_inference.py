@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Inference throughput of the exported model: Rust ort-cpu and tract beside PyTorch eager
+and Python onnxruntime, on the same inputs and thread count, with ratios.
+
+    python3 tests/python/bench_inference.py [--checkpoint CKPT] [--threads 2] [--batches 1,64,1024] [--seconds 3]
+
+Without --checkpoint a default-config checkpoint is made with make_checkpoint.py (weights do
+not change speed). The Rust numbers come from `exporter bench` (binary: $EXPORTER_BIN, else the
+release build under $CARGO_TARGET_DIR, else the debug build; build with
+`cargo build --release -p trendscore-exporter` for meaningful figures).
+Nothing is asserted: the script prints windows/s and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import reference_model as rm  # noqa: E402
+
+
+def exporter_bin() -> str:
+    if os.environ.get("EXPORTER_BIN"):
+        return os.environ["EXPORTER_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target"))
+    for prof in ("release", "debug"):
+        p = os.path.join(target, prof, "exporter")
+        if os.path.isfile(p):
+            if prof == "debug":
+                print("WARNING: using the debug exporter build; Rust figures are not representative", file=sys.stderr)
+            return p
+    sys.exit("exporter binary not found; cargo build --release -p trendscore-exporter")
+
+
+def rate(fn, batch: int, seconds: float) -> float:
+    fn()  # warm-up
+    rates = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        calls = 0
+        while time.perf_counter() - t0 < seconds / 5 or calls == 0:
+            fn()
+            calls += 1
+        rates.append(calls * batch / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", default="1,64,1024")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--backends", default="ort-cpu,tract", help="Rust backends for exporter bench")
+    args = ap.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    work = tempfile.mkdtemp(prefix="trendscore-bench-")
+    ckpt = args.checkpoint
+    if not ckpt:
+        ckpt = os.path.join(work, "ckpt")
+        subprocess.run([sys.executable, os.path.join(HERE, "make_checkpoint.py"), "--out", ckpt], check=True,
+                       capture_output=True)
+    onnx_path = os.path.join(work, "model.onnx")
+    subprocess.run([exporter_bin(), "--checkpoint", ckpt, "--out", onnx_path], check=True, capture_output=True)
+
+    model, scaler, _ = rm.load_checkpoint(ckpt)
+    rng = np.random.default_rng(0)
+    mean = np.asarray(scaler["mean"], dtype=np.float32)
+    std = np.asarray(scaler["std"], dtype=np.float32)
+    std = np.where(std == 0, 1, std).astype(np.float32)
+    n = max(batches)
+    inputs = (mean + std * rng.standard_normal((n, 12, 62))).astype(np.float32)
+    inputs_path = os.path.join(work, "inputs.safetensors")
+    save_file({"features": inputs}, inputs_path)
+
+    results = {}
+    torch.set_num_threads(args.threads)
+    tmean, tstd = torch.from_numpy(mean), torch.from_numpy(std)
+    for b in batches:
+        x = torch.from_numpy(inputs[:b])
+
+        def torch_run():
+            with torch.inference_mode():
+                model((x - tmean) / tstd)
+
+        results[("pytorch-eager", b)] = rate(torch_run, b, args.seconds)
+
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+    for b in batches:
+        feed = {"features": inputs[:b]}
+        results[("python-ort", b)] = rate(lambda: sess.run(None, feed), b, args.seconds)
+
+    out_json = os.path.join(work, "rust.json")
+    cmd = [exporter_bin(), "bench", "--model", onnx_path, "--inputs", inputs_path, "--backend", args.backends,
+           "--threads", str(args.threads), "--batches", args.batches, "--seconds", str(args.seconds),
+           "--json", out_json]
+    subprocess.run(cmd, check=True, capture_output=True)
+    for r in json.load(open(out_json)):
+        results[("rust-" + r["backend"], r["batch"])] = r["windows_per_s"]
+
+    names = ["pytorch-eager", "python-ort"] + ["rust-" + b for b in args.backends.split(",")]
+    print(f"threads={args.threads}  model={onnx_path}  (windows/s; ratios against rust-ort-cpu and pytorch-eager)")
+    print(f"{'runner':<16}" + "".join(f"{'batch ' + str(b):>30}" for b in batches))
+    for nme in names:
+        row = f"{nme:<16}"
+        for b in batches:
+            v = results.get((nme, b))
+            base = results.get(("rust-ort-cpu", b))
+            pt = results.get(("pytorch-eager", b))
+            if v is None:
+                row += f"{'-':>30}"
+            else:
+                rel = f"{v / base:5.2f}x ort" if base else ""
+                relp = f"{v / pt:5.2f}x pt" if pt else ""
+                row += f"{v:>12.0f} {rel:>9} {relp:>7}"
+        print(row)
+    if ("rust-tract", batches[0]) in results and ("rust-ort-cpu", batches[0]) in results:
+        print("tract slowdown vs ort-cpu: " + ", ".join(
+            f"batch {b}: {results[('rust-ort-cpu', b)] / results[('rust-tract', b)]:.2f}x" for b in batches))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
