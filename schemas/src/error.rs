@@ -32,7 +32,9 @@ pub enum SchemaError {
         found: String,
         expected: &'static str,
     },
-    #[error("{path}: row {row}, column `{column}`: value is {value} (NaN and infinity are not allowed)")]
+    #[error(
+        "{path}: row {row}, column `{column}`: value is {value} (NaN and infinity are not allowed)"
+    )]
     NonFinite {
         path: PathBuf,
         row: usize,

@@ -58,6 +58,9 @@ mod tests {
         let mon = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
         let sun = NaiveDate::from_ymd_opt(2024, 1, 7).unwrap();
         assert_eq!(iso_week_index(mon), iso_week_index(sun));
-        assert_eq!(iso_week_index(sun + chrono::Duration::days(1)), iso_week_index(mon) + 1);
+        assert_eq!(
+            iso_week_index(sun + chrono::Duration::days(1)),
+            iso_week_index(mon) + 1
+        );
     }
 }

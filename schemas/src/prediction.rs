@@ -105,15 +105,22 @@ pub fn predictions_to_batch(rows: &[PredictionRow]) -> Result<RecordBatch, Schem
     let f32col = |f: fn(&PredictionRow) -> f32| -> ArrayRef {
         Arc::new(Float32Array::from_iter_values(rows.iter().map(f)))
     };
-    let mut att = ListBuilder::new(Float32Builder::new())
-        .with_field(Arc::new(Field::new("item", DataType::Float32, true)));
+    let mut att = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Float32,
+        true,
+    )));
     for r in rows {
         att.values().append_slice(&r.attention);
         att.append(true);
     }
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.ticker.as_str()))),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| date_to_days(r.week)))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.ticker.as_str()),
+        )),
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|r| date_to_days(r.week)),
+        )),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.model_version.as_str()),
         )),
@@ -131,7 +138,9 @@ pub fn predictions_to_batch(rows: &[PredictionRow]) -> Result<RecordBatch, Schem
             )
             .with_timezone("UTC"),
         ),
-        Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.source_partition))),
+        Arc::new(Int32Array::from_iter(
+            rows.iter().map(|r| r.source_partition),
+        )),
         Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.source_offset))),
     ];
     Ok(RecordBatch::try_new(prediction_schema(), cols)?)
@@ -229,7 +238,10 @@ mod tests {
         assert!(s.contains("\"week\":\"2024-03-22\""), "{s}");
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         let ts = v["scored_at"].as_str().unwrap();
-        assert!(ts.ends_with('Z') && ts.len() == "2026-11-30T12:00:00.123Z".len(), "{ts}");
+        assert!(
+            ts.ends_with('Z') && ts.len() == "2026-11-30T12:00:00.123Z".len(),
+            "{ts}"
+        );
         assert_eq!(serde_json::from_str::<PredictionRow>(&s).unwrap(), r);
     }
 

@@ -38,7 +38,9 @@ pub fn synthetic_rows(n_tickers: usize, n_weeks: usize, seed: u64) -> Vec<Weekly
         let scales: Vec<f64> = (0..NUM_FEATURES)
             .map(|_| 10f64.powf(rng.gen_range(-2.0..2.0)))
             .collect();
-        let offsets: Vec<f64> = (0..NUM_FEATURES).map(|_| rng.gen_range(-5.0..5.0)).collect();
+        let offsets: Vec<f64> = (0..NUM_FEATURES)
+            .map(|_| rng.gen_range(-5.0..5.0))
+            .collect();
         let mut drifts = Vec::with_capacity(n_weeks);
         let mut returns = Vec::with_capacity(n_weeks + 1); // returns[w] = return into week w
         let mut price = 100.0 * (1.0 + rng.gen_range(0.0..1.0));
@@ -93,8 +95,9 @@ mod tests {
         assert_ne!(a, synthetic_rows(3, 30, 8));
         assert_eq!(a.len(), 90);
         let t0: Vec<_> = a.iter().filter(|r| r.ticker == "SYN000").collect();
-        assert!(t0.iter().all(|r| r.features.len() == NUM_FEATURES
-            && r.features.iter().all(|v| v.is_finite())));
+        assert!(t0
+            .iter()
+            .all(|r| r.features.len() == NUM_FEATURES && r.features.iter().all(|v| v.is_finite())));
         assert!(t0[28].trend_7day.is_some() && t0[29].trend_7day.is_none());
         assert!(t0[25].trend_30day.is_some() && t0[26].trend_30day.is_none());
         assert_eq!(t0[1].week - t0[0].week, Duration::weeks(1));

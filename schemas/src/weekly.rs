@@ -20,8 +20,8 @@ use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::{SchemaError, NUM_FEATURES};
@@ -327,11 +327,7 @@ impl FloatCol<'_> {
     }
 }
 
-fn float_col<'a>(
-    path: &Path,
-    name: &str,
-    arr: &'a ArrayRef,
-) -> Result<FloatCol<'a>, SchemaError> {
+fn float_col<'a>(path: &Path, name: &str, arr: &'a ArrayRef) -> Result<FloatCol<'a>, SchemaError> {
     match arr.data_type() {
         DataType::Float32 => Ok(FloatCol::F32(arr.as_primitive::<Float32Type>())),
         DataType::Float64 => Ok(FloatCol::F64(arr.as_primitive::<Float64Type>())),
@@ -356,7 +352,11 @@ fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
     let schema = builder.schema().clone();
     let names = feature_names();
-    for required in ["ticker", "week"].iter().map(|s| s.to_string()).chain(names.iter().cloned()) {
+    for required in ["ticker", "week"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(names.iter().cloned())
+    {
         if schema.index_of(&required).is_err() {
             return Err(SchemaError::MissingColumn {
                 path: path.to_path_buf(),
@@ -372,9 +372,10 @@ fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
         let n = batch.num_rows();
         let ticker_arr = batch.column_by_name("ticker").expect("checked");
         let ticker = match ticker_arr.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-                arrow::compute::cast(ticker_arr, &DataType::Utf8)?
-            }
+            DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Dictionary(_, _) => arrow::compute::cast(ticker_arr, &DataType::Utf8)?,
             other => {
                 return Err(SchemaError::WrongType {
                     path: path.to_path_buf(),
@@ -443,7 +444,10 @@ fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
                     reason,
                 })?
             } else {
-                let d = week_days.as_ref().expect("one of the two").as_primitive::<Date32Type>();
+                let d = week_days
+                    .as_ref()
+                    .expect("one of the two")
+                    .as_primitive::<Date32Type>();
                 if d.is_null(i) {
                     return Err(null("week"));
                 }
@@ -514,19 +518,29 @@ mod tests {
     fn parquet_round_trip_keeps_rows_and_metadata() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("rows.parquet");
-        let rows = vec![row("AAPL", "2024-01-05", 1.0), row("MSFT", "2024-01-05", -2.5)];
+        let rows = vec![
+            row("AAPL", "2024-01-05", 1.0),
+            row("MSFT", "2024-01-05", -2.5),
+        ];
         write_rows_parquet(&p, &rows, &[("manifest".into(), "{}".into())]).unwrap();
         assert_eq!(read_rows(&p).unwrap(), rows);
         let f = File::open(&p).unwrap();
         let meta = ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
-        let kv = meta.metadata().file_metadata().key_value_metadata().unwrap();
+        let kv = meta
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
         assert!(kv.iter().any(|k| k.key == "manifest"));
     }
 
     #[test]
     fn csv_and_gzip_csv_read_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = vec![row("AAPL", "2024-01-05", 1.0), row("AAPL", "2024-01-12", 2.0)];
+        let rows = vec![
+            row("AAPL", "2024-01-05", 1.0),
+            row("AAPL", "2024-01-12", 2.0),
+        ];
         let text = csv_text(&rows);
         let p = dir.path().join("rows.csv");
         std::fs::write(&p, &text).unwrap();
@@ -548,7 +562,10 @@ mod tests {
         let bad = good.replacen(",4,", ",NaN,", 1);
         std::fs::write(&p, &bad).unwrap();
         let e = read_rows(&p).unwrap_err().to_string();
-        assert!(e.contains("row 1") && e.contains("feature_3") && e.contains("NaN"), "{e}");
+        assert!(
+            e.contains("row 1") && e.contains("feature_3") && e.contains("NaN"),
+            "{e}"
+        );
         // Bad date.
         std::fs::write(&p, good.replace("2024-01-05", "2024-13-05")).unwrap();
         let e = read_rows(&p).unwrap_err().to_string();
@@ -558,10 +575,16 @@ mod tests {
         let e = read_rows(&p).unwrap_err().to_string();
         assert!(e.contains("missing column `feature_61`"), "{e}");
         // Duplicate (ticker, week).
-        std::fs::write(&p, csv_text(&[row("A", "2024-01-05", 1.0), row("A", "2024-01-05", 2.0)]))
-            .unwrap();
+        std::fs::write(
+            &p,
+            csv_text(&[row("A", "2024-01-05", 1.0), row("A", "2024-01-05", 2.0)]),
+        )
+        .unwrap();
         let e = read_rows(&p).unwrap_err().to_string();
-        assert!(e.contains("row 2") && e.contains("duplicate") && e.contains("row 1"), "{e}");
+        assert!(
+            e.contains("row 2") && e.contains("duplicate") && e.contains("row 1"),
+            "{e}"
+        );
         // Empty ticker.
         std::fs::write(&p, csv_text(&[row(" ", "2024-01-05", 1.0)])).unwrap();
         let e = read_rows(&p).unwrap_err().to_string();
@@ -583,7 +606,11 @@ mod tests {
             ];
             for (i, n) in feature_names().into_iter().enumerate() {
                 fields.push(Field::new(&n, feature_type.clone(), false));
-                let v1 = if i == 7 { bad_value.unwrap_or(1.0) } else { 1.0 };
+                let v1 = if i == 7 {
+                    bad_value.unwrap_or(1.0)
+                } else {
+                    1.0
+                };
                 cols.push(match feature_type {
                     DataType::Float64 => Arc::new(Float64Array::from(vec![1.5, v1])),
                     _ => Arc::new(StringArray::from(vec!["x", "y"])),
@@ -591,7 +618,8 @@ mod tests {
             }
             let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
             let p = dir.path().join(name);
-            let mut w = ArrowWriter::try_new(File::create(&p).unwrap(), batch.schema(), None).unwrap();
+            let mut w =
+                ArrowWriter::try_new(File::create(&p).unwrap(), batch.schema(), None).unwrap();
             w.write(&batch).unwrap();
             w.close().unwrap();
             p
@@ -601,12 +629,21 @@ mod tests {
         assert_eq!(rows[0].features[0], 1.5);
         assert_eq!(rows[1].week, NaiveDate::from_ymd_opt(2024, 1, 12).unwrap());
         assert_eq!(rows[0].trend_7day, None);
-        let e = read_rows(&write("inf.parquet", DataType::Float64, Some(f64::INFINITY)))
+        let e = read_rows(&write(
+            "inf.parquet",
+            DataType::Float64,
+            Some(f64::INFINITY),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("row 2") && e.contains("feature_7"), "{e}");
+        let e = read_rows(&write("str.parquet", DataType::Utf8, None))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("row 2") && e.contains("feature_7"), "{e}");
-        let e = read_rows(&write("str.parquet", DataType::Utf8, None)).unwrap_err().to_string();
-        assert!(e.contains("feature_0") && e.contains("float32 or float64"), "{e}");
+        assert!(
+            e.contains("feature_0") && e.contains("float32 or float64"),
+            "{e}"
+        );
     }
 
     #[test]
