@@ -121,7 +121,7 @@ impl TrendModel {
             h,
             h,
             nn::LinearConfig {
-                bias_init: Some(Init::Const(0.0)),
+                bs_init: Some(Init::Const(0.0)),
                 ..Default::default()
             },
         );

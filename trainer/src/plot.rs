@@ -75,7 +75,7 @@ fn panel(
     if text {
         b.caption(title, ("sans-serif", 20));
     }
-    let mut chart = b.build_cartesian_2d(0f64..x_max.max(1.0), y).map_err(|e| err(path, e))?;
+    let mut chart = b.build_cartesian_2d(1f64..x_max.max(2.0), y).map_err(|e| err(path, e))?;
     let mut mesh = chart.configure_mesh();
     if text {
         mesh.x_desc("epoch");
