@@ -24,6 +24,8 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendsc
 SEQ = 12
 DIM = 62
 BASE_WEEK = dt.date(2023, 1, 6)  # a Friday
+# Backend the integration tests run the scorer with (tract, ort-cpu, auto).
+BACKEND = os.environ.get("SCORER_TEST_BACKEND", "ort-cpu")
 
 
 def scorer_bin() -> str:
@@ -181,7 +183,7 @@ def compare(actual: List[dict], expected: Dict[Tuple[str, dt.date], dict], tol: 
 
 
 def scorer_config(path: str, *, brokers: str, topic: str, preds: str, dlq: str, group: str, model: str,
-                  out_dir: str, backend: str = "tract", http_port: int = 0, max_rows: int = 64,
+                  out_dir: str, backend: str = BACKEND, http_port: int = 0, max_rows: int = 64,
                   max_wait_ms: int = 20, file_age_ms: int = 500, extra: str = "") -> str:
     text = f"""
 [kafka]
@@ -221,7 +223,7 @@ class Scorer:
         self.log_path = log
         self.logf = open(log, "ab")
         e = dict(os.environ)
-        e.setdefault("RUST_LOG", "info,librdkafka=warn")
+        e.setdefault("RUST_LOG", "info,ort=warn,librdkafka=warn")
         e.update(env or {})
         self.proc = subprocess.Popen([scorer_bin(), "run", "--config", config], stdout=self.logf, stderr=subprocess.STDOUT, env=e)
 

@@ -49,7 +49,7 @@ def test_backfill_matches_onnxruntime_and_reads_with_duckdb(tmp_path, model):
     out = tmp_path / "out"
     import subprocess
 
-    r = subprocess.run([h.scorer_bin(), "backfill", "--model", model, "--input", inp, "--output", str(out), "--backend", "tract"],
+    r = subprocess.run([h.scorer_bin(), "backfill", "--model", model, "--input", inp, "--output", str(out), "--backend", h.BACKEND],
                        capture_output=True, text=True, check=True)
     report = json.loads(r.stdout.strip().splitlines()[-1])
     assert report["scored"] == 5 * (20 - 11)
@@ -59,7 +59,7 @@ def test_backfill_matches_onnxruntime_and_reads_with_duckdb(tmp_path, model):
     import duckdb
 
     files = h.output_files(str(out))
-    n, types = duckdb.sql(f"select count(*), typeof(any_value(scored_at)) from read_parquet({files!r})").fetchone()
+    n, types = duckdb.connect().execute(f"select count(*), typeof(any_value(scored_at)) from read_parquet({files!r})").fetchone()
     assert n == 45 and "TIMESTAMP" in types.upper()
 
 
