@@ -366,7 +366,7 @@ pub fn cross_sectional_index(series: &[(&[NaiveDate], &[f64])]) -> (Vec<NaiveDat
         .filter_map(|(d, _)| d.first().copied())
         .collect();
     firsts.sort();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.sort_by_key(|a| a.0);
     let mut dates = Vec::new();
     let mut levels = Vec::new();
     if let Some(&first) = firsts.first() {

@@ -252,13 +252,15 @@ impl ParquetSource {
                     let c = arrow::compute::cast(a, &DataType::Float64).map_err(arrow_err)?;
                     Col::Num(c.as_primitive::<Float64Type>().clone())
                 }
-                t => return Err(FeaturesError::file(
-                    &self.path,
-                    format!(
+                t => {
+                    return Err(FeaturesError::file(
+                        &self.path,
+                        format!(
                         "column `{}` has unsupported type {t} (expected a string, date or number)",
                         field.name()
                     ),
-                )),
+                    ))
+                }
             };
             cols.push(col);
         }

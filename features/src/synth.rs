@@ -6,7 +6,7 @@
 //!
 //! Prices: a market index follows its own two-state regime (bull drift `+market_drift`, bear
 //! `-market_drift` a day, daily noise `market_vol`). Each ticker has a beta in [0.5, 1.5] and a
-//! hidden three-state trend regime (up `+drift`, flat, down `-drift` per day) that persists from
+//! hidden three-state trend regime (up `+drift`, flat, down `-drift` per day, drift 0.004) that persists from
 //! day to day with probability `persistence` (mean regime length 1 / (1 - persistence) days,
 //! about 13 weeks by default). Daily log return = beta * market return + regime drift + noise
 //! (`idio_vol`). The planted pattern: a regime persists, so the trailing weeks' returns
@@ -36,7 +36,7 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Daily probability that a ticker stays in its trend regime. Default 0.985.
     pub persistence: f64,
-    /// Daily drift of the up/down regimes (log return). Default 0.002.
+    /// Daily drift of the up/down regimes (log return). Default 0.004.
     pub drift: f64,
     /// Daily idiosyncratic noise stdev. Default 0.015.
     pub idio_vol: f64,
@@ -54,7 +54,7 @@ impl Default for SynthConfig {
             start: NaiveDate::from_ymd_opt(1990, 1, 1).expect("valid date"),
             seed: 42,
             persistence: 0.985,
-            drift: 0.002,
+            drift: 0.004,
             idio_vol: 0.015,
             market_drift: 0.0004,
             market_vol: 0.01,
@@ -161,14 +161,15 @@ fn csv_err(path: &Path) -> impl Fn(csv::Error) -> FeaturesError + '_ {
 }
 
 /// Writes `date,ticker,close` (long layout), ticker-major; `.gz` paths are gzip-compressed.
-/// Prices are written with 6 significant decimals.
+/// Prices are written in Rust's shortest round-trip form, so reading them back gives the
+/// same f64.
 pub fn write_long_csv(path: &Path, series: &[DailySeries]) -> Result<()> {
     let mut w = writer(path)?;
     let e = csv_err(path);
     w.write_record(["date", "ticker", "close"]).map_err(&e)?;
     for s in series {
         for (d, c) in s.dates.iter().zip(&s.closes) {
-            w.write_record([d.to_string(), s.ticker.clone(), format!("{c:.6}")])
+            w.write_record([d.to_string(), s.ticker.clone(), c.to_string()])
                 .map_err(&e)?;
         }
     }
@@ -195,7 +196,7 @@ pub fn write_wide_csv(path: &Path, series: &[DailySeries]) -> Result<()> {
         let mut rec = vec![d.to_string()];
         for (s, p) in series.iter().zip(pos.iter_mut()) {
             if *p < s.dates.len() && s.dates[*p] == d {
-                rec.push(format!("{:.6}", s.closes[*p]));
+                rec.push(s.closes[*p].to_string());
                 *p += 1;
             } else {
                 rec.push(String::new());

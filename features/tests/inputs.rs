@@ -9,7 +9,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Date32Array, Float64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use common::*;
 use trendscore_features::build::{build_files, sidecar_path, MANIFEST_KEY};
 use trendscore_features::synth::{write_long_csv, write_wide_csv};
 use trendscore_features::{

@@ -46,11 +46,7 @@ fn skfolio_sp500_with_index_end_to_end() {
     assert!(rows
         .iter()
         .all(|x| x.features.len() == 62 && x.features.iter().all(|v| v.is_finite())));
-    let last = rows
-        .iter()
-        .filter(|x| x.ticker == "AAPL")
-        .next_back()
-        .unwrap();
+    let last = rows.iter().rfind(|x| x.ticker == "AAPL").unwrap();
     assert_eq!(last.week, d("2022-12-28"));
     assert!(last.trend_7day.is_none() && last.trend_30day.is_none());
     // Real stocks: betas on the S&P 500 are positive on average, correlations well above 0.
