@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     # probe's outputs (trend up to ~1, logits of several units, peaked attention) test parity
     # where it matters.
     with torch.no_grad():
-        model.attention.in_proj_weight[: 2 * model_cfg["hidden_dim"]].mul_(15.0)
+        model.attention.in_proj_weight[: 2 * model_cfg["hidden_dim"]].mul_(6.0)
         for head in (model.head_7d, model.head_30d):
             for p in head.parameters():
                 p.mul_(3.0)
