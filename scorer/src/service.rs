@@ -402,6 +402,17 @@ impl ConsumerContext for ScorerContext {
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
     }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => debug!(?offsets, "offsets committed"),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                Metrics::labelled(&self.inner.metrics.commits, "result", "failed");
+                warn!(error = %e, "offset commit failed (retried on the next commit)");
+            }
+        }
+    }
 }
 
 struct Worker {

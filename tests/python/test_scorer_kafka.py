@@ -125,31 +125,37 @@ def interleaved(rows):
 def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, model):
     topic = "crash"
     preds, dlq = setup_topic(broker, topic, 3)
-    n_tickers, weeks = 6, 60
+    n_tickers, weeks = 6, 80
     rows = h.make_rows(n_tickers, weeks, seed=5)
     out = str(tmp_path / "out")
     cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
                           group="g-crash", model=model, out_dir=out, max_rows=4, file_age_ms=200)
+    import re
     import threading
 
     producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
-                                kwargs={"delay_s": 0.05, "every": n_tickers})
+                                kwargs={"delay_s": 0.12, "every": n_tickers})
     producer.start()
     rng = random.Random(1234)
-    kills = 0
-    s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+    log = str(tmp_path / "scorer.log")
+    s = h.Scorer(cfg, log)
     try:
-        while kills < 3:
-            time.sleep(rng.uniform(2.0, 4.5))
+        for _ in range(3):
+            # kill only once this instance owns its partitions and is processing
+            deadline = time.monotonic() + 60
+            while s.log().count("windows restored") < 3 * (_ + 1) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.2, 1.5))
             s.kill9()
-            kills += 1
-            s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+            s = h.Scorer(cfg, log)
         producer.join()
         expected = h.score_offline(model, h.windows_by_rules(rows))
         actual = h.wait_rows(out, len(expected), 180, [s])
         h.compare(actual, expected)
-        log = s.log()
-        assert log.count("windows restored") >= 3, "restarts should restore windows"
+        text = s.log()
+        restored = [int(n) for n in re.findall(r"windows restored partition=\d+ committed=\d+ rows=(\d+)", text)]
+        assert len(restored) >= 12, "four starts x three partitions"
+        assert sum(1 for n in restored if n > 0) >= 6, f"restarts should rebuild windows mid-stream: {restored}"
     finally:
         if s.alive():
             s.kill9()
