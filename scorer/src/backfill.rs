@@ -200,8 +200,16 @@ mod tests {
         for p in &preds {
             let t: usize = p.ticker[1..].parse().unwrap();
             let w = (p.week - NaiveDate::from_ymd_opt(2024, 1, 5).unwrap()).num_weeks() as usize;
-            assert_eq!(p.trend_7d, (t * 1000 + w) as f32, "newest row of the window");
-            assert_eq!(p.trend_30d, (t * 1000 + w - 11) as f32, "oldest row of the window");
+            assert_eq!(
+                p.trend_7d,
+                (t * 1000 + w) as f32,
+                "newest row of the window"
+            );
+            assert_eq!(
+                p.trend_30d,
+                (t * 1000 + w - 11) as f32,
+                "oldest row of the window"
+            );
             assert_eq!(p.window_start, p.week - chrono::Duration::weeks(11));
             assert_eq!(p.model_version, "echo-1");
             assert_eq!(p.p_up_7d, 0.5);
@@ -209,7 +217,10 @@ mod tests {
         }
         // running again replaces, never duplicates
         backfill_rows(&echo(), rows(3, 20, None), &cfg, GapPolicy::Reset, 64).unwrap();
-        assert_eq!(crate::sink::read_all_predictions(dir.path()).unwrap().len(), 27);
+        assert_eq!(
+            crate::sink::read_all_predictions(dir.path()).unwrap().len(),
+            27
+        );
     }
 
     #[test]
@@ -220,14 +231,28 @@ mod tests {
             ..SinkConfig::default()
         };
         // ticker 0 misses week 5: reset -> weeks 6..19 (14 rows) give 3 windows
-        let r = backfill_rows(&echo(), rows(1, 20, Some((0, 5))), &cfg, GapPolicy::Reset, 8).unwrap();
+        let r = backfill_rows(
+            &echo(),
+            rows(1, 20, Some((0, 5))),
+            &cfg,
+            GapPolicy::Reset,
+            8,
+        )
+        .unwrap();
         assert_eq!((r.scored, r.gaps), (3, 1));
         let cfg = SinkConfig {
             output_dir: dir.path().join("carry"),
             ..SinkConfig::default()
         };
         // carry: 19 rows in one run -> 8 windows
-        let r = backfill_rows(&echo(), rows(1, 20, Some((0, 5))), &cfg, GapPolicy::Carry, 8).unwrap();
+        let r = backfill_rows(
+            &echo(),
+            rows(1, 20, Some((0, 5))),
+            &cfg,
+            GapPolicy::Carry,
+            8,
+        )
+        .unwrap();
         assert_eq!((r.scored, r.gaps), (8, 1));
     }
 }

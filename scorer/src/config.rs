@@ -263,12 +263,19 @@ pub fn load(
 
 fn scalar(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }
 
-fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value, origin: &str) -> Result<()> {
+fn set_path(
+    root: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+    origin: &str,
+) -> Result<()> {
     let Some((last, parents)) = path.split_last() else {
         return Err(ScorerError::Config(format!("{origin}: empty key")));
     };
@@ -308,7 +315,10 @@ mod tests {
         .unwrap();
         let env = vec![
             ("SCORER__KAFKA__GROUP".to_string(), "g-env".to_string()),
-            ("SCORER__KAFKA__INPUT_TOPIC".to_string(), "t-env".to_string()),
+            (
+                "SCORER__KAFKA__INPUT_TOPIC".to_string(),
+                "t-env".to_string(),
+            ),
             ("SCORER__BATCH__MAX_WAIT_MS".to_string(), "99".to_string()),
             ("OTHER".to_string(), "x".to_string()),
         ];

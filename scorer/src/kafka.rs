@@ -82,7 +82,10 @@ pub fn failed_deliveries(producer: &ScorerProducer) -> u64 {
 }
 
 /// Sends a record, waiting while the local queue is full.
-pub fn send_blocking(producer: &ScorerProducer, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<()> {
+pub fn send_blocking(
+    producer: &ScorerProducer,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<()> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -106,11 +109,26 @@ pub fn dead_letter_headers(
     let partition = partition.to_string();
     let offset = offset.to_string();
     OwnedHeaders::new()
-        .insert(Header { key: "reason", value: Some(reason) })
-        .insert(Header { key: "error", value: Some(detail) })
-        .insert(Header { key: "source_topic", value: Some(topic) })
-        .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
-        .insert(Header { key: "source_offset", value: Some(offset.as_str()) })
+        .insert(Header {
+            key: "reason",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "error",
+            value: Some(detail),
+        })
+        .insert(Header {
+            key: "source_topic",
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: "source_partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "source_offset",
+            value: Some(offset.as_str()),
+        })
 }
 
 /// One topic to create.
@@ -139,7 +157,9 @@ pub async fn create_topics(brokers: &str, topics: &[TopicSpec]) -> Result<()> {
                 tracing::info!(topic = %name, "topic exists")
             }
             Err((name, code)) => {
-                return Err(ScorerError::Config(format!("creating topic {name}: {code}")))
+                return Err(ScorerError::Config(format!(
+                    "creating topic {name}: {code}"
+                )))
             }
         }
     }
@@ -178,7 +198,9 @@ pub fn replay(input: &Path, k: &KafkaConfig, topic: &str) -> Result<usize> {
     producer.flush(Duration::from_secs(120))?;
     let failed = failed_deliveries(&producer);
     if failed > 0 {
-        return Err(ScorerError::Internal(format!("{failed} rows failed to produce")));
+        return Err(ScorerError::Internal(format!(
+            "{failed} rows failed to produce"
+        )));
     }
     Ok(rows.len())
 }

@@ -219,11 +219,22 @@ fn main() -> Result<()> {
                     partitions,
                 },
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let specs = [
-                TopicSpec { name: input_topic, partitions },
-                TopicSpec { name: predictions_topic, partitions },
-                TopicSpec { name: dead_letter_topic, partitions: 1 },
+                TopicSpec {
+                    name: input_topic,
+                    partitions,
+                },
+                TopicSpec {
+                    name: predictions_topic,
+                    partitions,
+                },
+                TopicSpec {
+                    name: dead_letter_topic,
+                    partitions: 1,
+                },
             ];
             rt.block_on(kafka::create_topics(&brokers, &specs))?;
             Ok(())
@@ -267,9 +278,10 @@ fn run(cfg: config::ScorerConfig) -> Result<()> {
         let stop = stop.clone();
         rt.spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) =
-                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 tracing::error!("cannot install signal handlers");
                 return;
             };

@@ -86,7 +86,11 @@ impl Metrics {
         );
         registry.register("duplicates", "Duplicate rows dropped", duplicates.clone());
         registry.register("gaps", "Rows after a week gap", gaps.clone());
-        registry.register("batch_size", "Windows per inference call", batch_size.clone());
+        registry.register(
+            "batch_size",
+            "Windows per inference call",
+            batch_size.clone(),
+        );
         registry.register(
             "inference_seconds",
             "Seconds per inference call",
@@ -97,14 +101,26 @@ impl Metrics {
             "Seconds from message timestamp to durable Parquet (recent timestamps only)",
             produce_to_parquet_seconds.clone(),
         );
-        registry.register("consumer_lag", "Messages behind the high watermark", consumer_lag.clone());
-        registry.register("files_written", "Parquet files made durable", files_written.clone());
+        registry.register(
+            "consumer_lag",
+            "Messages behind the high watermark",
+            consumer_lag.clone(),
+        );
+        registry.register(
+            "files_written",
+            "Parquet files made durable",
+            files_written.clone(),
+        );
         registry.register(
             "files_removed",
             "Files past the committed offset removed on assignment",
             files_removed.clone(),
         );
-        registry.register("model_reloads", "Model reloads by result", model_reloads.clone());
+        registry.register(
+            "model_reloads",
+            "Model reloads by result",
+            model_reloads.clone(),
+        );
         registry.register("commits", "Offset commits by result", commits.clone());
         registry.register("produce_errors", "Failed produces", produce_errors.clone());
         for r in Reason::ALL {
@@ -147,7 +163,9 @@ impl Metrics {
 
     /// Counts a labelled event (`family` is one of the label families above).
     pub fn labelled(family: &Family<Labels, Counter>, key: &str, value: &str) {
-        family.get_or_create(&vec![(key.into(), value.into())]).inc();
+        family
+            .get_or_create(&vec![(key.into(), value.into())])
+            .inc();
     }
 
     /// The Prometheus text exposition.
@@ -212,8 +230,14 @@ mod tests {
         m.dead_letter(Reason::Late);
         let text = m.render();
         assert!(text.contains("scorer_rows_in_total 1"), "{text}");
-        assert!(text.contains("scorer_dead_lettered_total{reason=\"late\"} 1"), "{text}");
-        assert!(text.contains("scorer_dead_lettered_total{reason=\"bad_date\"} 0"), "{text}");
+        assert!(
+            text.contains("scorer_dead_lettered_total{reason=\"late\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scorer_dead_lettered_total{reason=\"bad_date\"} 0"),
+            "{text}"
+        );
         assert_eq!(m.dead_letter_count(Reason::Late), 1);
     }
 }

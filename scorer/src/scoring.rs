@@ -87,7 +87,9 @@ pub fn probe(model: &dyn InferenceModel) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(ScorerError::Model("probe: outputs have wrong sizes or non-finite values".into()))
+        Err(ScorerError::Model(
+            "probe: outputs have wrong sizes or non-finite values".into(),
+        ))
     }
 }
 

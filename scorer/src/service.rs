@@ -74,7 +74,9 @@ enum WorkerMsg {
         reply: SyncSender<Result<()>>,
     },
     /// Close everything and stop.
-    Shutdown { reply: SyncSender<BTreeMap<i32, i64>> },
+    Shutdown {
+        reply: SyncSender<BTreeMap<i32, i64>>,
+    },
 }
 
 struct ConsumerState {
@@ -173,8 +175,13 @@ impl Inner {
         if topic.is_empty() {
             return;
         }
-        let headers =
-            kafka::dead_letter_headers(reason.as_str(), detail, self.topic(), m.partition(), m.offset());
+        let headers = kafka::dead_letter_headers(
+            reason.as_str(),
+            detail,
+            self.topic(),
+            m.partition(),
+            m.offset(),
+        );
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
         if let Some(k) = m.key() {
             record = record.key(k);
@@ -315,7 +322,10 @@ impl Inner {
                 .unwrap_or(0);
             recover.push((*p, c));
         }
-        info!(?recover, "partitions assigned: recovering from committed offsets");
+        info!(
+            ?recover,
+            "partitions assigned: recovering from committed offsets"
+        );
         let (reply, rx) = sync_channel(1);
         if !self.send(WorkerMsg::Recover {
             partitions: recover.clone(),
@@ -328,7 +338,14 @@ impl Inner {
         for (p, c) in recover {
             let t = Instant::now();
             let (store, rows) = self.restore(p, c)?;
-            info!(partition = p, committed = c, rows, tickers = store.len(), secs = t.elapsed().as_secs_f64(), "windows restored");
+            info!(
+                partition = p,
+                committed = c,
+                rows,
+                tickers = store.len(),
+                secs = t.elapsed().as_secs_f64(),
+                "windows restored"
+            );
             lock(&self.state).stores.insert(p, store);
         }
         Ok(())
@@ -403,7 +420,11 @@ impl ConsumerContext for ScorerContext {
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
         match result {
             Ok(()) => debug!(?offsets, "offsets committed"),
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -459,7 +480,12 @@ impl Worker {
                         match self.sink.discard_after(&self.source(p), committed) {
                             Ok(n) => {
                                 if n > 0 {
-                                    info!(partition = p, committed, removed = n, "removed files past the committed offset");
+                                    info!(
+                                        partition = p,
+                                        committed,
+                                        removed = n,
+                                        "removed files past the committed offset"
+                                    );
                                 }
                                 self.metrics.files_removed.inc_by(n as u64);
                                 self.next.insert(p, committed);

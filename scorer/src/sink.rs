@@ -176,7 +176,13 @@ impl ParquetDirSink {
         self.open.len()
     }
 
-    fn open_file(&mut self, source: &SourceKey, dir: &str, first_offset: i64, now: Instant) -> Result<OpenFile> {
+    fn open_file(
+        &mut self,
+        source: &SourceKey,
+        dir: &str,
+        first_offset: i64,
+        now: Instant,
+    ) -> Result<OpenFile> {
         let dir_path = if dir.is_empty() {
             self.root.clone()
         } else {
@@ -389,8 +395,10 @@ pub fn read_all_predictions(dir: &Path) -> Result<Vec<PredictionRow>> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if matches!(parse_file_name(&entry.file_name().to_string_lossy()), Some((_, _, _, false)))
-            {
+            } else if matches!(
+                parse_file_name(&entry.file_name().to_string_lossy()),
+                Some((_, _, _, false))
+            ) {
                 out.extend(trendscore_schemas::read_predictions(&path)?);
             }
         }
@@ -444,12 +452,19 @@ mod tests {
     }
 
     fn src(p: i32) -> SourceKey {
-        SourceKey { topic: "rows".into(), partition: p }
+        SourceKey {
+            topic: "rows".into(),
+            partition: p,
+        }
     }
 
     #[test]
     fn rolling_policy_rules() {
-        let p = RollingPolicy { max_rows: 10, max_bytes: 100, max_age: Duration::from_secs(5) };
+        let p = RollingPolicy {
+            max_rows: 10,
+            max_bytes: 100,
+            max_age: Duration::from_secs(5),
+        };
         assert!(!p.should_roll(9, 99, Duration::from_secs(4)));
         assert!(p.should_roll(10, 0, Duration::ZERO));
         assert!(p.should_roll(0, 100, Duration::ZERO));
@@ -458,9 +473,18 @@ mod tests {
 
     #[test]
     fn file_names_round_trip() {
-        let n = file_name(&SourceKey { topic: "weekly-rows".into(), partition: 3 }, 42);
+        let n = file_name(
+            &SourceKey {
+                topic: "weekly-rows".into(),
+                partition: 3,
+            },
+            42,
+        );
         assert_eq!(n, "weekly-rows-3-00000000000000000042.parquet");
-        assert_eq!(parse_file_name(&n), Some(("weekly-rows".into(), 3, 42, false)));
+        assert_eq!(
+            parse_file_name(&n),
+            Some(("weekly-rows".into(), 3, 42, false))
+        );
         assert_eq!(
             parse_file_name(&format!(".{n}.inprogress")),
             Some(("weekly-rows".into(), 3, 42, true))
@@ -478,14 +502,21 @@ mod tests {
         // 3 rows roll, the 4th opens a new file
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].rows, 3);
-        assert!(closed[0].path.ends_with("week=2024-01-05/rows-0-00000000000000000000.parquet"));
+        assert!(closed[0]
+            .path
+            .ends_with("week=2024-01-05/rows-0-00000000000000000000.parquet"));
         assert!(s.has_open(&src(0)));
         // no final file for the open one yet, only a temp
         let wdir = dir.path().join("week=2024-01-05");
-        assert!(wdir.join(".rows-0-00000000000000000003.parquet.inprogress").exists());
+        assert!(wdir
+            .join(".rows-0-00000000000000000003.parquet.inprogress")
+            .exists());
         assert!(!wdir.join("rows-0-00000000000000000003.parquet").exists());
         // age roll on the timer
-        assert!(s.roll_due(t0 + Duration::from_millis(999)).unwrap().is_empty());
+        assert!(s
+            .roll_due(t0 + Duration::from_millis(999))
+            .unwrap()
+            .is_empty());
         let closed = s.roll_due(t0 + Duration::from_millis(1000)).unwrap();
         assert_eq!(closed.len(), 1);
         assert!(!s.has_open(&src(0)));
@@ -500,9 +531,22 @@ mod tests {
         let mut s = ParquetDirSink::new(&config(dir.path(), PartitionBy::Year)).unwrap();
         let t0 = Instant::now();
         s.write(&src(0), &[pred("A", 0, 0)], &[0], t0).unwrap();
-        s.write(&src(1), &[pred("B", 0, 0)], &[0], t0 + Duration::from_millis(1)).unwrap();
+        s.write(
+            &src(1),
+            &[pred("B", 0, 0)],
+            &[0],
+            t0 + Duration::from_millis(1),
+        )
+        .unwrap();
         assert_eq!(s.open_files(), 2);
-        let closed = s.write(&src(2), &[pred("C", 0, 0)], &[0], t0 + Duration::from_millis(2)).unwrap();
+        let closed = s
+            .write(
+                &src(2),
+                &[pred("C", 0, 0)],
+                &[0],
+                t0 + Duration::from_millis(2),
+            )
+            .unwrap();
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].source, src(0));
         assert_eq!(s.open_files(), 2);
@@ -515,7 +559,12 @@ mod tests {
         cfg.max_open_files = 10;
         let mut s = ParquetDirSink::new(&cfg).unwrap();
         let t0 = Instant::now();
-        let rows = vec![pred("A", 0, 0), pred("B", 1, 1), pred("A", 0, 2), pred("C", 0, 3)];
+        let rows = vec![
+            pred("A", 0, 0),
+            pred("B", 1, 1),
+            pred("A", 0, 2),
+            pred("C", 0, 3),
+        ];
         let closed = s.write(&src(0), &rows, &[0, 1, 2, 3], t0).unwrap();
         // week 0 reaches 3 rows at offset 3 -> both files of the partition close
         assert_eq!(closed.len(), 2);
@@ -534,7 +583,12 @@ mod tests {
         let rows: Vec<_> = (0..6).map(|i| pred("A", i, i)).collect();
         s.write(&src(0), &rows, &[0, 1, 2, 3, 4, 5], t0).unwrap(); // files at 0, 2, 4
         s.write(&src(1), &rows[..2], &[0, 1], t0).unwrap(); // file at 0 of partition 1
-        std::fs::write(dir.path().join(".rows-0-00000000000000000009.parquet.inprogress"), b"x").unwrap();
+        std::fs::write(
+            dir.path()
+                .join(".rows-0-00000000000000000009.parquet.inprogress"),
+            b"x",
+        )
+        .unwrap();
         let removed = s.discard_after(&src(0), 2).unwrap();
         assert_eq!(removed, 3); // offsets 2 and 4, and the temp file
         let back = read_all_predictions(dir.path()).unwrap();

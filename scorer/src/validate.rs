@@ -111,7 +111,10 @@ pub fn validate(msg: InputMessage) -> Result<ValidRow, Rejection> {
     if msg.features.len() != NUM_FEATURES {
         return Err(reject(
             Reason::WrongWidth,
-            format!("features has {} values, expected {NUM_FEATURES}", msg.features.len()),
+            format!(
+                "features has {} values, expected {NUM_FEATURES}",
+                msg.features.len()
+            ),
         ));
     }
     let mut features = Vec::with_capacity(NUM_FEATURES);

@@ -218,7 +218,7 @@ mod tests {
         assert!(c.gap);
         let w = ready(&c).unwrap();
         assert_eq!(w.window_start, week(1)); // weeks 1..=11 and 14
-        // after a reset, 11 more consecutive rows fill the window again
+                                             // after a reset, 11 more consecutive rows fill the window again
         for i in 15..25 {
             assert!(ready(&reset.push(row("A", i))).is_none());
         }
@@ -231,8 +231,16 @@ mod tests {
         let mut s = WindowStore::new(GapPolicy::Reset);
         let d1 = NaiveDate::from_ymd_opt(2020, 12, 31).unwrap();
         let d2 = NaiveDate::from_ymd_opt(2021, 1, 8).unwrap();
-        s.push(ValidRow { ticker: "A".into(), week: d1, features: vec![0.0; 62] });
-        let p = s.push(ValidRow { ticker: "A".into(), week: d2, features: vec![0.0; 62] });
+        s.push(ValidRow {
+            ticker: "A".into(),
+            week: d1,
+            features: vec![0.0; 62],
+        });
+        let p = s.push(ValidRow {
+            ticker: "A".into(),
+            week: d2,
+            features: vec![0.0; 62],
+        });
         assert!(!p.gap);
         assert_eq!(p.fate, Fate::Filling(2));
     }

@@ -44,7 +44,7 @@ max_rows = int(max_rows)
 sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 names = [o.name for o in sess.get_outputs()]
 c = Consumer({"bootstrap.servers": brokers, "group.id": group, "auto.offset.reset": "earliest",
-              "enable.auto.commit": False, "session.timeout.ms": 3000})
+              "enable.auto.commit": False, "session.timeout.ms": 3000, "fetch.wait.max.ms": 20})
 c.subscribe([topic])
 win = {}; newest = {}; pend = []; last_msgs = []; infer_s = 0.0; nfile = 0
 schema = pa.schema([("ticker", pa.string()), ("week", pa.date32()), ("trend_7d", pa.float32()), ("p_up_7d", pa.float32()),
@@ -139,12 +139,12 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
         p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows)], stdout=log, stderr=subprocess.STDOUT)
         return p, log.name
     backend = kind
-    extra = ""
-    if backend == "ort-cpu":
-        extra = ""
+    # Same client setting as the Python consumer below: short fetch waits (tansu answers a
+    # fetch only when fetch.wait.max.ms expires, 500 ms by default).
+    extra = '[kafka.extra]\n"fetch.wait.max.ms" = "20"\n'
     cfg = h.scorer_config(os.path.join(tmp, f"{group}.toml"), brokers=broker.address, topic=topic, preds="", dlq="",
                           group=group, model=model, out_dir=out, backend=backend, http_port=http_port,
-                          max_rows=max_rows, max_wait_ms=20, file_age_ms=200)
+                          max_rows=max_rows, max_wait_ms=20, file_age_ms=200, extra=extra, partition_by="none")
     env = {}
     if backend == "ort-cpu":
         env["SCORER__MODEL__ORT_DYLIB_PATH"] = ort_dylib()

@@ -184,7 +184,7 @@ def compare(actual: List[dict], expected: Dict[Tuple[str, dt.date], dict], tol: 
 
 def scorer_config(path: str, *, brokers: str, topic: str, preds: str, dlq: str, group: str, model: str,
                   out_dir: str, backend: str = BACKEND, http_port: int = 0, max_rows: int = 64,
-                  max_wait_ms: int = 20, file_age_ms: int = 500, extra: str = "") -> str:
+                  max_wait_ms: int = 20, file_age_ms: int = 500, extra: str = "", partition_by: str = "week") -> str:
     text = f"""
 [kafka]
 brokers = "{brokers}"
@@ -203,7 +203,7 @@ max_rows = {max_rows}
 max_wait_ms = {max_wait_ms}
 [sink]
 output_dir = "{out_dir}"
-partition_by = "week"
+partition_by = "{partition_by}"
 max_file_age_ms = {file_age_ms}
 [http]
 listen = "{'127.0.0.1:%d' % http_port if http_port else ''}"
