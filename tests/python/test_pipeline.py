@@ -21,7 +21,7 @@ BIN = os.environ.get(
     "TRENDSCORE_BIN",
     os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target")), "debug"),
 )
-N_TICKERS, N_WEEKS = 5, 40
+N_TICKERS, N_WEEKS = 5, 80
 
 TINY = """
 [model]
