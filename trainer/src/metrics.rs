@@ -136,7 +136,7 @@ mod tests {
         let p_up = [0.9f32, 0.2, 0.6, 0.4];
         let up = [true, false, false, true];
         let m = horizon_metrics(&pred, &truth, &p_up, &up);
-        assert!((m.mse - (0.25 + 0.25 + 0.16 + 0.04) / 4.0).abs() < 1e-9);
+        assert!((m.mse - (0.25 + 0.25 + 0.16 + 0.04) / 4.0).abs() < 1e-6);
         assert!((m.mae - (0.5 + 0.5 + 0.4 + 0.2) / 4.0).abs() < 1e-7);
         assert_eq!(m.direction_accuracy, 0.5);
         assert_eq!(m.precision, Some(0.5));

@@ -1,5 +1,6 @@
 //! Shared set-up of the examples: a checkpoint given as the first argument, or a small model
 //! trained on synthetic rows into `runs/examples/<name>` (about a minute on 2 CPU cores).
+#![allow(dead_code)] // each example uses a part
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use trendscore_trainer::{train, TrainConfig};
 
 /// Synthetic rows standing in for real data (seed decides which).
 pub fn demo_rows(seed: u64) -> Vec<WeeklyRow> {
-    synthetic_rows(12, 160, seed)
+    synthetic_rows(24, 120, seed)
 }
 
 /// A config small enough for a demo.
@@ -19,10 +20,14 @@ pub fn demo_config() -> TrainConfig {
     c.model.num_attention_heads = 4;
     c.model.num_lstm_layers = 1;
     c.model.head_hidden_dims = vec![32, 16];
-    c.training.epochs = 10;
+    c.model.dropout_rate = 0.3;
+    c.training.epochs = 8;
     c.training.batch_size = 64;
+    c.training.early_stopping_patience = 3;
     c.scheduler.warmup_epochs = 1;
-    c.optimizer.learning_rate = 3e-3;
+    c.optimizer.kind = trendscore_trainer::config::OptimizerKind::Adamw;
+    c.optimizer.learning_rate = 2e-3;
+    c.optimizer.weight_decay = 0.05;
     c
 }
 
