@@ -108,3 +108,31 @@ fn bokeh_stocks_long_ohlcv_uses_adjusted_close_and_skips_short_history() {
         .fold(f32::MAX, f32::min);
     assert!(worst > (0.6f32).ln(), "worst AAPL week {worst}");
 }
+
+/// `fetch-data` from cached wheels (no network): extracts all three files with their pinned
+/// checksums, then a second run finds them present and touches nothing.
+#[test]
+fn fetch_data_extracts_from_cached_wheels_and_is_idempotent() {
+    use trendscore_features::fetch::{default_cache_dir, fetch, Fetched, DATA_FILES};
+    let cache = default_cache_dir();
+    if DATA_FILES.iter().any(|f| !cache.join(f.wheel).exists()) {
+        eprintln!(
+            "SKIPPED: wheels not cached in {}; run `features fetch-data` first",
+            cache.display()
+        );
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    // A python that does not exist proves no pip call is made when the wheels are cached.
+    let first = fetch(out.path(), &cache, "/nonexistent/python3").unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|f| matches!(f, Fetched::Extracted(_))));
+    let head = std::fs::read(out.path().join("sp500_dataset.csv.gz")).unwrap();
+    assert_eq!(&head[..2], &[0x1f, 0x8b]); // still gzip, as in the wheel
+    let second = fetch(out.path(), &cache, "/nonexistent/python3").unwrap();
+    assert!(second.iter().all(|f| matches!(f, Fetched::Present(_))));
+    // A corrupted file is replaced.
+    std::fs::write(out.path().join("stocks.csv.gz"), b"junk").unwrap();
+    let third = fetch(out.path(), &cache, "/nonexistent/python3").unwrap();
+    assert!(matches!(&third[2], Fetched::Extracted(_)));
+}
