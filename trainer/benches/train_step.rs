@@ -13,7 +13,9 @@ fn train_step(c: &mut Criterion) {
         let mut rig = StepRig::new(&cfg, batch, Device::Cpu);
         rig.step();
         group.throughput(Throughput::Elements(batch as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, _| b.iter(|| rig.step()));
+        group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, _| {
+            b.iter(|| rig.step())
+        });
     }
     group.finish();
 }

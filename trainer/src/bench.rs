@@ -72,7 +72,13 @@ impl StepRig {
 
     /// One optimisation step; returns the loss.
     pub fn step(&mut self) -> f64 {
-        let y = Targets { trend_7d: &self.t7, trend_30d: &self.t30, dir_7d: &self.d7, dir_30d: &self.d30, weight: &self.w };
+        let y = Targets {
+            trend_7d: &self.t7,
+            trend_30d: &self.t30,
+            dir_7d: &self.d7,
+            dir_30d: &self.d30,
+            weight: &self.w,
+        };
         let out = self.model.forward(&self.x, true);
         let parts = self.loss.compute(&out, &y);
         self.opt.zero_grad();
@@ -84,7 +90,13 @@ impl StepRig {
 }
 
 /// Times `iters` steps after `warmup` untimed ones.
-pub fn bench_step(cfg: &TrainConfig, batch: usize, warmup: usize, iters: usize, device: Device) -> StepBench {
+pub fn bench_step(
+    cfg: &TrainConfig,
+    batch: usize,
+    warmup: usize,
+    iters: usize,
+    device: Device,
+) -> StepBench {
     let mut rig = StepRig::new(cfg, batch, device);
     for _ in 0..warmup {
         rig.step();

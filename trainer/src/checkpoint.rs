@@ -91,7 +91,8 @@ impl CheckpointConfig {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(files::CONFIG);
         let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| TrainerError::json(&path, e))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| TrainerError::json(&path, e))?;
         let model: ModelConfig = lenient(&path, v.get("model"), "model")?;
         let training: TrainConfig = lenient(&path, v.get("training"), "training")?;
         let sequence: SequenceConfig = match v.get("sequence") {
@@ -99,16 +100,25 @@ impl CheckpointConfig {
             None => training.sequence.clone(),
         };
         let names: Vec<String> = match v.get("features").and_then(|f| f.get("names")) {
-            Some(n) => serde_json::from_value(n.clone()).map_err(|e| TrainerError::json(&path, e))?,
+            Some(n) => {
+                serde_json::from_value(n.clone()).map_err(|e| TrainerError::json(&path, e))?
+            }
             None => training.features.names.clone(),
         };
         Ok(Self {
-            format_version: v.get("format_version").and_then(|x| x.as_u64()).unwrap_or(1) as u32,
+            format_version: v
+                .get("format_version")
+                .and_then(|x| x.as_u64())
+                .unwrap_or(1) as u32,
             model,
             training,
             sequence,
             features: FeatureSection { names },
-            trained_at: v.get("trained_at").and_then(|x| x.as_str()).unwrap_or("").to_string(),
+            trained_at: v
+                .get("trained_at")
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string(),
             seed: v.get("seed").and_then(|x| x.as_u64()).unwrap_or(42),
         })
     }
@@ -122,17 +132,22 @@ fn lenient<T: Serialize + DeserializeOwned + Default>(
 ) -> Result<T> {
     fn filter(v: &serde_json::Value, known: &serde_json::Value) -> serde_json::Value {
         match (v, known) {
-            (serde_json::Value::Object(o), serde_json::Value::Object(k)) => serde_json::Value::Object(
-                o.iter()
-                    .filter(|(key, _)| k.contains_key(*key))
-                    .map(|(key, val)| (key.clone(), filter(val, &k[key])))
-                    .collect(),
-            ),
+            (serde_json::Value::Object(o), serde_json::Value::Object(k)) => {
+                serde_json::Value::Object(
+                    o.iter()
+                        .filter(|(key, _)| k.contains_key(*key))
+                        .map(|(key, val)| (key.clone(), filter(val, &k[key])))
+                        .collect(),
+                )
+            }
             _ => v.clone(),
         }
     }
     let Some(v) = v else {
-        return Err(TrainerError::ckpt(path, format!("missing section `{section}`")));
+        return Err(TrainerError::ckpt(
+            path,
+            format!("missing section `{section}`"),
+        ));
     };
     let known = serde_json::to_value(T::default()).map_err(|e| TrainerError::json(path, e))?;
     serde_json::from_value(filter(v, &known))
@@ -166,18 +181,26 @@ pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
 /// Loads weights into `vs`; every variable must be present with its shape, and the file must
 /// hold nothing else (strict, like PyTorch's `load_state_dict(strict=True)`).
 pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
-    let named = Tensor::read_safetensors(path).map_err(|e| TrainerError::ckpt(path, e.to_string()))?;
+    let named =
+        Tensor::read_safetensors(path).map_err(|e| TrainerError::ckpt(path, e.to_string()))?;
     let vars = vs.variables();
     let mut seen = 0usize;
     let _guard = tch::no_grad_guard();
     for (name, t) in &named {
         let Some(v) = vars.get(name) else {
-            return Err(TrainerError::ckpt(path, format!("unexpected tensor `{name}` (model config differs?)")));
+            return Err(TrainerError::ckpt(
+                path,
+                format!("unexpected tensor `{name}` (model config differs?)"),
+            ));
         };
         if v.size() != t.size() {
             return Err(TrainerError::ckpt(
                 path,
-                format!("tensor `{name}` has shape {:?}, the model expects {:?}", t.size(), v.size()),
+                format!(
+                    "tensor `{name}` has shape {:?}, the model expects {:?}",
+                    t.size(),
+                    v.size()
+                ),
             ));
         }
         let mut v = v.shallow_clone();
@@ -185,8 +208,14 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
         seen += 1;
     }
     if seen != vars.len() {
-        let missing: Vec<_> = vars.keys().filter(|k| !named.iter().any(|(n, _)| n == *k)).collect();
-        return Err(TrainerError::ckpt(path, format!("missing tensors {missing:?}")));
+        let missing: Vec<_> = vars
+            .keys()
+            .filter(|k| !named.iter().any(|(n, _)| n == *k))
+            .collect();
+        return Err(TrainerError::ckpt(
+            path,
+            format!("missing tensors {missing:?}"),
+        ));
     }
     Ok(())
 }
@@ -216,7 +245,10 @@ pub fn load(dir: &Path, device: Device) -> Result<LoadedModel> {
     let config = CheckpointConfig::load(dir)?;
     let scaler = Scaler::load(&dir.join(files::SCALER))?;
     if scaler.feature_names != config.features.names {
-        return Err(TrainerError::ckpt(dir, "scaler.json feature_names differ from config.json features.names"));
+        return Err(TrainerError::ckpt(
+            dir,
+            "scaler.json feature_names differ from config.json features.names",
+        ));
     }
     let mut vs = nn::VarStore::new(device);
     let model = TrendModel::new(&vs.root(), &config.model);
@@ -259,8 +291,16 @@ pub fn extreme_windows(scaler: &Scaler, seq: usize) -> Vec<f32> {
         for k in ks {
             for t in 0..seq {
                 for j in 0..f {
-                    let sign = if alternate && (t + j) % 2 == 1 { -1.0 } else { 1.0 };
-                    let std = if scaler.std[j] == 0.0 { 1.0 } else { scaler.std[j] };
+                    let sign = if alternate && (t + j) % 2 == 1 {
+                        -1.0
+                    } else {
+                        1.0
+                    };
+                    let std = if scaler.std[j] == 0.0 {
+                        1.0
+                    } else {
+                        scaler.std[j]
+                    };
                     out.push((scaler.mean[j] + sign * k * std) as f32);
                 }
             }

@@ -167,9 +167,11 @@ pub fn run(cli: Cli) -> Result<()> {
 pub fn fit_config(a: &FitArgs) -> Result<TrainConfig> {
     let mut cfg = match (&a.config, a.resume) {
         (Some(p), _) => TrainConfig::from_toml_file(p)?,
-        (None, true) => CheckpointConfig::load(&a.out)
-            .with_context(|| format!("--resume: reading {}", a.out.display()))?
-            .training,
+        (None, true) => {
+            CheckpointConfig::load(&a.out)
+                .with_context(|| format!("--resume: reading {}", a.out.display()))?
+                .training
+        }
         (None, false) => TrainConfig::default(),
     };
     if let Some(e) = a.epochs {
@@ -239,7 +241,13 @@ fn predict(a: PredictArgs) -> Result<()> {
 
 fn synth(a: SynthArgs) -> Result<()> {
     let rows = trendscore_schemas::synth::synthetic_rows(a.tickers, a.weeks, a.seed);
-    let meta = vec![("generator".to_string(), format!("trendscore synth seed={} tickers={} weeks={}", a.seed, a.tickers, a.weeks))];
+    let meta = vec![(
+        "generator".to_string(),
+        format!(
+            "trendscore synth seed={} tickers={} weeks={}",
+            a.seed, a.tickers, a.weeks
+        ),
+    )];
     trendscore_schemas::write_rows_parquet(&a.out, &rows, &meta)?;
     tracing::info!(rows = rows.len(), out = %a.out.display(), "synthetic rows written");
     Ok(())

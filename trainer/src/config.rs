@@ -334,7 +334,9 @@ impl TrainConfig {
         };
         let m = &self.model;
         if m.hidden_dim == 0 || m.num_lstm_layers == 0 || m.num_attention_heads == 0 {
-            return bad("model.hidden_dim, num_lstm_layers and num_attention_heads must be > 0".into());
+            return bad(
+                "model.hidden_dim, num_lstm_layers and num_attention_heads must be > 0".into(),
+            );
         }
         if m.hidden_dim % m.num_attention_heads != 0 {
             return bad(format!(
@@ -343,7 +345,10 @@ impl TrainConfig {
             ));
         }
         if !(0.0..1.0).contains(&m.dropout_rate) {
-            return bad(format!("model.dropout_rate must be in [0, 1), got {}", m.dropout_rate));
+            return bad(format!(
+                "model.dropout_rate must be in [0, 1), got {}",
+                m.dropout_rate
+            ));
         }
         if m.head_hidden_dims.contains(&0) {
             return bad("model.head_hidden_dims must not contain 0".into());
@@ -369,7 +374,10 @@ impl TrainConfig {
             return bad("sequence.sequence_length must be >= 1".into());
         }
         if s.horizons != [7, 30] {
-            return bad(format!("sequence.horizons must be [7, 30] (the two model heads), got {:?}", s.horizons));
+            return bad(format!(
+                "sequence.horizons must be [7, 30] (the two model heads), got {:?}",
+                s.horizons
+            ));
         }
         if !(s.train_ratio > 0.0 && s.val_ratio > 0.0 && s.train_ratio + s.val_ratio < 1.0) {
             return bad(format!(
@@ -382,7 +390,10 @@ impl TrainConfig {
             return bad("training.batch_size must be > 0".into());
         }
         if !["auto", "cpu", "cuda"].contains(&t.device.as_str()) && !t.device.starts_with("cuda:") {
-            return bad(format!("training.device must be auto, cpu or cuda, got `{}`", t.device));
+            return bad(format!(
+                "training.device must be auto, cpu or cuda, got `{}`",
+                t.device
+            ));
         }
         let o = &self.optimizer;
         if !(o.learning_rate >= 0.0 && o.learning_rate.is_finite()) || o.weight_decay < 0.0 {
@@ -416,7 +427,12 @@ mod tests {
         assert_eq!(c.scheduler.kind, SchedulerKind::Cosine);
         assert_eq!(c.scheduler.warmup_epochs, 5);
         assert_eq!(
-            [c.loss.trend_7d_weight, c.loss.direction_7d_weight, c.loss.trend_30d_weight, c.loss.direction_30d_weight],
+            [
+                c.loss.trend_7d_weight,
+                c.loss.direction_7d_weight,
+                c.loss.trend_30d_weight,
+                c.loss.direction_30d_weight
+            ],
             [1.0, 0.5, 1.0, 0.5]
         );
         assert_eq!(c.model.hidden_dim, 128);
@@ -426,7 +442,8 @@ mod tests {
 
     #[test]
     fn partial_toml_takes_defaults_and_unknown_keys_fail() {
-        let c: TrainConfig = toml::from_str("[model]\nhidden_dim = 16\nnum_attention_heads = 2\n").unwrap();
+        let c: TrainConfig =
+            toml::from_str("[model]\nhidden_dim = 16\nnum_attention_heads = 2\n").unwrap();
         assert_eq!(c.model.hidden_dim, 16);
         assert_eq!(c.model.num_lstm_layers, 2);
         let err = toml::from_str::<TrainConfig>("[model]\nhiden_dim = 16\n").unwrap_err();

@@ -65,7 +65,12 @@ pub struct Corpus {
 impl Corpus {
     /// Groups rows by ticker, sorts by week and keeps the features named in `names`.
     /// `source` names the data in errors.
-    pub fn new(rows: &[WeeklyRow], names: &[String], seq_len: usize, source: &Path) -> Result<Self> {
+    pub fn new(
+        rows: &[WeeklyRow],
+        names: &[String],
+        seq_len: usize,
+        source: &Path,
+    ) -> Result<Self> {
         let all = feature_names();
         let mut idx = Vec::with_capacity(names.len());
         for n in names {
@@ -74,7 +79,10 @@ impl Corpus {
                 None => {
                     return Err(TrainerError::data(
                         source,
-                        format!("unknown feature `{n}`; weekly rows carry feature_0..feature_{}", all.len() - 1),
+                        format!(
+                            "unknown feature `{n}`; weekly rows carry feature_0..feature_{}",
+                            all.len() - 1
+                        ),
                     ))
                 }
             }
@@ -84,7 +92,12 @@ impl Corpus {
             if r.features.len() != all.len() {
                 return Err(TrainerError::data(
                     source,
-                    format!("row {}: {} features, expected {}", i + 1, r.features.len(), all.len()),
+                    format!(
+                        "row {}: {} features, expected {}",
+                        i + 1,
+                        r.features.len(),
+                        all.len()
+                    ),
                 ));
             }
             by_ticker.entry(r.ticker.as_str()).or_default().push(r);
@@ -196,7 +209,11 @@ pub struct SplitSummary {
 /// Splits the labelled windows as `cfg` says (see the module docs).
 pub fn split(corpus: &Corpus, cfg: &SequenceConfig, seed: u64, source: &Path) -> Result<Split> {
     let all = corpus.windows();
-    let labelled: Vec<WindowRef> = all.iter().copied().filter(|w| corpus.is_labelled(*w)).collect();
+    let labelled: Vec<WindowRef> = all
+        .iter()
+        .copied()
+        .filter(|w| corpus.is_labelled(*w))
+        .collect();
     let mut summary = SplitSummary {
         windows: all.len(),
         unlabelled: all.len() - labelled.len(),
@@ -241,7 +258,8 @@ pub fn split(corpus: &Corpus, cfg: &SequenceConfig, seed: u64, source: &Path) ->
                 ));
             }
             let i_val = ((n as f64 * cfg.train_ratio).floor() as usize).clamp(1, n - 2);
-            let i_test = ((n as f64 * (cfg.train_ratio + cfg.val_ratio)).floor() as usize).clamp(i_val + 1, n - 1);
+            let i_test = ((n as f64 * (cfg.train_ratio + cfg.val_ratio)).floor() as usize)
+                .clamp(i_val + 1, n - 1);
             let (val_start, test_start) = (dates[i_val], dates[i_test]);
             summary.val_start = Some(val_start);
             summary.test_start = Some(test_start);
@@ -343,7 +361,11 @@ impl Scaler {
         raw.iter()
             .enumerate()
             .map(|(i, &v)| {
-                let std = if self.std[i % f] == 0.0 { 1.0 } else { self.std[i % f] };
+                let std = if self.std[i % f] == 0.0 {
+                    1.0
+                } else {
+                    self.std[i % f]
+                };
                 ((f64::from(v) - self.mean[i % f]) / std) as f32
             })
             .collect()
@@ -360,7 +382,10 @@ impl Scaler {
         let text = std::fs::read_to_string(path).map_err(|e| TrainerError::io(path, e))?;
         let s: Scaler = serde_json::from_str(&text).map_err(|e| TrainerError::json(path, e))?;
         if s.mean.len() != s.feature_names.len() || s.std.len() != s.feature_names.len() {
-            return Err(TrainerError::ckpt(path, "feature_names, mean and std differ in length"));
+            return Err(TrainerError::ckpt(
+                path,
+                "feature_names, mean and std differ in length",
+            ));
         }
         Ok(s)
     }
@@ -400,7 +425,12 @@ impl SplitTensors {
 /// (`0.5^(age_weeks / half_life)`, age from `newest`), inverse window volatility for
 /// `volatility_aware` (`1 / (std over the window of the raw volatility feature + eps)`),
 /// 1 for `lstm`.
-pub fn sample_weights(corpus: &Corpus, windows: &[WindowRef], loss: &LossConfig, newest: NaiveDate) -> Vec<f32> {
+pub fn sample_weights(
+    corpus: &Corpus,
+    windows: &[WindowRef],
+    loss: &LossConfig,
+    newest: NaiveDate,
+) -> Vec<f32> {
     match loss.kind {
         LossKind::Lstm => vec![1.0; windows.len()],
         LossKind::Weighted => windows
@@ -421,9 +451,13 @@ pub fn sample_weights(corpus: &Corpus, windows: &[WindowRef], loss: &LossConfig,
                 .iter()
                 .map(|w| {
                     let raw = corpus.raw_window(*w);
-                    let vals: Vec<f64> = (0..corpus.seq_len).map(|t| f64::from(raw[t * f + j])).collect();
+                    let vals: Vec<f64> = (0..corpus.seq_len)
+                        .map(|t| f64::from(raw[t * f + j]))
+                        .collect();
                     let m = vals.iter().sum::<f64>() / vals.len() as f64;
-                    let sd = (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / vals.len() as f64).sqrt();
+                    let sd = (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>()
+                        / vals.len() as f64)
+                        .sqrt();
                     (1.0 / (sd + loss.volatility_epsilon)) as f32
                 })
                 .collect()
@@ -448,14 +482,19 @@ pub fn to_tensors(
         t7.push(se.trend_7d[w.end].unwrap_or(0.0));
         t30.push(se.trend_30d[w.end].unwrap_or(0.0));
     }
-    let dir = |t: &[f32]| Tensor::from_slice(&t.iter().map(|&v| i64::from(v > 0.0)).collect::<Vec<_>>());
+    let dir =
+        |t: &[f32]| Tensor::from_slice(&t.iter().map(|&v| i64::from(v > 0.0)).collect::<Vec<_>>());
     SplitTensors {
-        x: Tensor::from_slice(&x).view([n as i64, s as i64, f as i64]).to_device(device),
+        x: Tensor::from_slice(&x)
+            .view([n as i64, s as i64, f as i64])
+            .to_device(device),
         dir_7d: dir(&t7).to_device(device),
         dir_30d: dir(&t30).to_device(device),
         trend_7d: Tensor::from_slice(&t7).to_device(device),
         trend_30d: Tensor::from_slice(&t30).to_device(device),
-        weight: Tensor::from_slice(weights).to_kind(Kind::Float).to_device(device),
+        weight: Tensor::from_slice(weights)
+            .to_kind(Kind::Float)
+            .to_device(device),
         windows: windows.to_vec(),
     }
 }
@@ -466,14 +505,20 @@ pub fn raw_tensor(corpus: &Corpus, windows: &[WindowRef]) -> Tensor {
     for w in windows {
         x.extend_from_slice(corpus.raw_window(*w));
     }
-    Tensor::from_slice(&x).view([windows.len() as i64, corpus.seq_len as i64, corpus.n_features() as i64])
+    Tensor::from_slice(&x).view([
+        windows.len() as i64,
+        corpus.seq_len as i64,
+        corpus.n_features() as i64,
+    ])
 }
 
 /// Seeded batch order for one epoch: a permutation of `0..n` that depends only on
 /// (`seed`, `epoch`), so a resumed run sees the same batches as an uninterrupted one.
 pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<i64> {
     let mut idx: Vec<i64> = (0..n as i64).collect();
-    idx.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64)));
+    idx.shuffle(&mut StdRng::seed_from_u64(
+        seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
+    ));
     idx
 }
 
@@ -507,7 +552,13 @@ mod tests {
             let s = &c.series[w.series];
             let weeks = &s.weeks[w.end + 1 - 12..=w.end];
             for p in weeks.windows(2) {
-                assert_eq!(iso_week_index(p[1]) - iso_week_index(p[0]), 1, "{} {:?}", s.ticker, p);
+                assert_eq!(
+                    iso_week_index(p[1]) - iso_week_index(p[0]),
+                    1,
+                    "{} {:?}",
+                    s.ticker,
+                    p
+                );
             }
         }
         // SYN000: runs of 20 and 19 weeks -> 9 + 8 windows; others 29 each.
@@ -533,7 +584,11 @@ mod tests {
         }
         assert!(sp.summary.purged > 0);
         assert_eq!(
-            sp.summary.train + sp.summary.val + sp.summary.test + sp.summary.purged + sp.summary.unlabelled,
+            sp.summary.train
+                + sp.summary.val
+                + sp.summary.test
+                + sp.summary.purged
+                + sp.summary.unlabelled,
             sp.summary.windows
         );
         // Roughly 70/15/15 of the dates.
@@ -592,8 +647,17 @@ mod tests {
     #[test]
     fn unknown_feature_and_too_little_data_are_clear_errors() {
         let rows = synthetic_rows(1, 20, 5);
-        let e = Corpus::new(&rows, &["feature_99".to_string()], 12, Path::new("x.parquet")).unwrap_err();
-        assert!(e.to_string().contains("x.parquet") && e.to_string().contains("feature_99"), "{e}");
+        let e = Corpus::new(
+            &rows,
+            &["feature_99".to_string()],
+            12,
+            Path::new("x.parquet"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("x.parquet") && e.to_string().contains("feature_99"),
+            "{e}"
+        );
         let c = Corpus::new(&rows[..11], &feature_names(), 12, Path::new("x.parquet")).unwrap();
         let e = split(&c, &SequenceConfig::default(), 0, Path::new("x.parquet")).unwrap_err();
         assert!(e.to_string().contains("labelled windows"), "{e}");

@@ -44,20 +44,45 @@ pub struct EvaluateReport {
 }
 
 /// Scores the labelled windows of `rows` chosen by `which` with the checkpoint's scaler.
-pub fn evaluate(m: &LoadedModel, rows: &[WeeklyRow], source: &Path, which: EvalSplit) -> Result<EvaluateReport> {
+pub fn evaluate(
+    m: &LoadedModel,
+    rows: &[WeeklyRow],
+    source: &Path,
+    which: EvalSplit,
+) -> Result<EvaluateReport> {
     let cfg = &m.config.training;
-    let corpus = Corpus::new(rows, &m.config.features.names, m.config.sequence.sequence_length, source)?;
+    let corpus = Corpus::new(
+        rows,
+        &m.config.features.names,
+        m.config.sequence.sequence_length,
+        source,
+    )?;
     let windows = match which {
-        EvalSplit::All => corpus.windows().into_iter().filter(|w| corpus.is_labelled(*w)).collect::<Vec<_>>(),
+        EvalSplit::All => corpus
+            .windows()
+            .into_iter()
+            .filter(|w| corpus.is_labelled(*w))
+            .collect::<Vec<_>>(),
         EvalSplit::Test | EvalSplit::Val => {
             let sp = data::split(&corpus, &m.config.sequence, m.config.seed, source)?;
-            if which == EvalSplit::Test { sp.test } else { sp.val }
+            if which == EvalSplit::Test {
+                sp.test
+            } else {
+                sp.val
+            }
         }
     };
     if windows.is_empty() {
-        return Err(TrainerError::data(source, "no labelled full windows to evaluate"));
+        return Err(TrainerError::data(
+            source,
+            "no labelled full windows to evaluate",
+        ));
     }
-    let newest = windows.iter().map(|w| corpus.end_week(*w)).max().expect("non-empty");
+    let newest = windows
+        .iter()
+        .map(|w| corpus.end_week(*w))
+        .max()
+        .expect("non-empty");
     let w = data::sample_weights(&corpus, &windows, &cfg.loss, newest);
     let t = data::to_tensors(&corpus, &windows, &m.scaler, &w, m.vs.device());
     let loss_fn = loss::build(&cfg.loss);
@@ -71,12 +96,20 @@ pub fn evaluate(m: &LoadedModel, rows: &[WeeklyRow], source: &Path, which: EvalS
 
 /// One prediction row per full window of `rows` (labelled or not), oldest first per ticker.
 pub fn predict(m: &LoadedModel, rows: &[WeeklyRow], source: &Path) -> Result<Vec<PredictionRow>> {
-    let corpus = Corpus::new(rows, &m.config.features.names, m.config.sequence.sequence_length, source)?;
+    let corpus = Corpus::new(
+        rows,
+        &m.config.features.names,
+        m.config.sequence.sequence_length,
+        source,
+    )?;
     let windows = corpus.windows();
     if windows.is_empty() {
         return Err(TrainerError::data(
             source,
-            format!("no window of {} consecutive weeks in any ticker", corpus.seq_len),
+            format!(
+                "no window of {} consecutive weeks in any ticker",
+                corpus.seq_len
+            ),
         ));
     }
     let raw = data::raw_tensor(&corpus, &windows);

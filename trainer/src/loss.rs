@@ -49,8 +49,14 @@ pub struct LossParts {
 impl LossParts {
     /// `[total, trend_7d, direction_7d, trend_30d, direction_30d]` as f64.
     pub fn values(&self) -> [f64; 5] {
-        [&self.total, &self.trend_7d, &self.direction_7d, &self.trend_30d, &self.direction_30d]
-            .map(|t| t.double_value(&[]))
+        [
+            &self.total,
+            &self.trend_7d,
+            &self.direction_7d,
+            &self.trend_30d,
+            &self.direction_30d,
+        ]
+        .map(|t| t.double_value(&[]))
     }
 }
 
@@ -64,7 +70,11 @@ pub trait TrendLoss: Send {
 fn per_sample(out: &ModelOutput, y: &Targets) -> [Tensor; 4] {
     let mse = |p: &Tensor, t: &Tensor| (p.squeeze_dim(1) - t).square();
     let ce = |logits: &Tensor, t: &Tensor| {
-        logits.log_softmax(-1, Kind::Float).gather(1, &t.unsqueeze(1), false).squeeze_dim(1).neg()
+        logits
+            .log_softmax(-1, Kind::Float)
+            .gather(1, &t.unsqueeze(1), false)
+            .squeeze_dim(1)
+            .neg()
     };
     [
         mse(&out.trend_7d, y.trend_7d),
@@ -87,7 +97,12 @@ fn combine(w: &[f64; 4], parts: [Tensor; 4]) -> LossParts {
 }
 
 fn weights_of(cfg: &LossConfig) -> [f64; 4] {
-    [cfg.trend_7d_weight, cfg.direction_7d_weight, cfg.trend_30d_weight, cfg.direction_30d_weight]
+    [
+        cfg.trend_7d_weight,
+        cfg.direction_7d_weight,
+        cfg.trend_30d_weight,
+        cfg.direction_30d_weight,
+    ]
 }
 
 /// `LSTMLoss`: MSE on trends + cross-entropy on directions, batch means.
@@ -154,7 +169,6 @@ pub fn build(cfg: &LossConfig) -> Box<dyn TrendLoss> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,17 +185,37 @@ mod tests {
 
     #[test]
     fn lstm_loss_matches_hand_computation() {
-        let (t7, t30) = (Tensor::from_slice(&[1.0f32, 0.5]), Tensor::from_slice(&[0.5f32, 0.5]));
-        let (d7, d30) = (Tensor::from_slice(&[1i64, 0]), Tensor::from_slice(&[1i64, 0]));
+        let (t7, t30) = (
+            Tensor::from_slice(&[1.0f32, 0.5]),
+            Tensor::from_slice(&[0.5f32, 0.5]),
+        );
+        let (d7, d30) = (
+            Tensor::from_slice(&[1i64, 0]),
+            Tensor::from_slice(&[1i64, 0]),
+        );
         let w = Tensor::from_slice(&[1.0f32, 1.0]);
-        let y = Targets { trend_7d: &t7, trend_30d: &t30, dir_7d: &d7, dir_30d: &d30, weight: &w };
-        let loss = LstmLoss { weights: [1.0, 0.5, 1.0, 0.5] };
+        let y = Targets {
+            trend_7d: &t7,
+            trend_30d: &t30,
+            dir_7d: &d7,
+            dir_30d: &d30,
+            weight: &w,
+        };
+        let loss = LstmLoss {
+            weights: [1.0, 0.5, 1.0, 0.5],
+        };
         let v = loss.compute(&out(), &y).values();
         let mse7 = (0.25 + 1.0) / 2.0;
         let ce7 = (2f64.ln() + (1.0 + (-2f64).exp()).ln()) / 2.0;
         let mse30 = 0.25;
         let ce30 = ((1.0 + (-2f64).exp()).ln() + (1.0 + 2f64.exp()).ln()) / 2.0;
-        let want = [mse7 + 0.5 * ce7 + mse30 + 0.5 * ce30, mse7, ce7, mse30, ce30];
+        let want = [
+            mse7 + 0.5 * ce7 + mse30 + 0.5 * ce30,
+            mse7,
+            ce7,
+            mse30,
+            ce30,
+        ];
         for (a, b) in v.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{v:?} vs {want:?}");
         }
@@ -189,18 +223,38 @@ mod tests {
 
     #[test]
     fn weighted_losses_follow_their_weights() {
-        let (t7, t30) = (Tensor::from_slice(&[1.0f32, 0.5]), Tensor::from_slice(&[0.5f32, 0.5]));
-        let (d7, d30) = (Tensor::from_slice(&[1i64, 0]), Tensor::from_slice(&[1i64, 0]));
+        let (t7, t30) = (
+            Tensor::from_slice(&[1.0f32, 0.5]),
+            Tensor::from_slice(&[0.5f32, 0.5]),
+        );
+        let (d7, d30) = (
+            Tensor::from_slice(&[1i64, 0]),
+            Tensor::from_slice(&[1i64, 0]),
+        );
         // All weight on sample 0: trend_7d MSE is sample 0's (0.25).
         let w = Tensor::from_slice(&[1.0f32, 0.0]);
-        let y = Targets { trend_7d: &t7, trend_30d: &t30, dir_7d: &d7, dir_30d: &d30, weight: &w };
-        let v = WeightedLstmLoss { weights: [1.0, 0.5, 1.0, 0.5] }.compute(&out(), &y).values();
+        let y = Targets {
+            trend_7d: &t7,
+            trend_30d: &t30,
+            dir_7d: &d7,
+            dir_30d: &d30,
+            weight: &w,
+        };
+        let v = WeightedLstmLoss {
+            weights: [1.0, 0.5, 1.0, 0.5],
+        }
+        .compute(&out(), &y)
+        .values();
         assert!((v[1] - 0.25).abs() < 1e-6, "{v:?}");
         // Volatility: sample 1 is ten times calmer -> weighs ten times more.
         let sigma = Tensor::from_slice(&[1.0f32, 0.1]);
         let w = VolatilityAwareLoss::weights_from_volatility(&sigma, 0.0);
         let y = Targets { weight: &w, ..y };
-        let v = VolatilityAwareLoss { weights: [1.0, 0.5, 1.0, 0.5] }.compute(&out(), &y).values();
+        let v = VolatilityAwareLoss {
+            weights: [1.0, 0.5, 1.0, 0.5],
+        }
+        .compute(&out(), &y)
+        .values();
         let want = (0.25 * 1.0 + 1.0 * 10.0) / 11.0;
         assert!((v[1] - want).abs() < 1e-5, "{v:?}");
     }

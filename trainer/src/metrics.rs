@@ -49,12 +49,18 @@ pub struct Metrics {
 /// probability of "up", `up` the true direction.
 pub fn horizon_metrics(pred: &[f32], truth: &[f32], p_up: &[f32], up: &[bool]) -> HorizonMetrics {
     let n = pred.len();
-    assert!(truth.len() == n && p_up.len() == n && up.len() == n, "metric inputs differ in length");
+    assert!(
+        truth.len() == n && p_up.len() == n && up.len() == n,
+        "metric inputs differ in length"
+    );
     if n == 0 {
         return HorizonMetrics::default();
     }
     let nf = n as f64;
-    let (p, t): (Vec<f64>, Vec<f64>) = (pred.iter().map(|&v| v.into()).collect(), truth.iter().map(|&v| v.into()).collect());
+    let (p, t): (Vec<f64>, Vec<f64>) = (
+        pred.iter().map(|&v| v.into()).collect(),
+        truth.iter().map(|&v| v.into()).collect(),
+    );
     let mse = p.iter().zip(&t).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / nf;
     let mae = p.iter().zip(&t).map(|(a, b)| (a - b).abs()).sum::<f64>() / nf;
     let pearson = {

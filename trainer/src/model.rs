@@ -101,20 +101,44 @@ impl TrendModel {
         let mut lstm_weights = Vec::new();
         for layer in 0..cfg.num_lstm_layers {
             for dir in 0..dirs {
-                let in_dim = if layer == 0 { cfg.input_dim as i64 } else { h * dirs };
+                let in_dim = if layer == 0 {
+                    cfg.input_dim as i64
+                } else {
+                    h * dirs
+                };
                 let sfx = if dir == 1 { "_reverse" } else { "" };
-                lstm_weights.push(lstm_p.var(&format!("weight_ih_l{layer}{sfx}"), &[4 * h, in_dim], uni));
-                lstm_weights.push(lstm_p.var(&format!("weight_hh_l{layer}{sfx}"), &[4 * h, h], uni));
+                lstm_weights.push(lstm_p.var(
+                    &format!("weight_ih_l{layer}{sfx}"),
+                    &[4 * h, in_dim],
+                    uni,
+                ));
+                lstm_weights.push(lstm_p.var(
+                    &format!("weight_hh_l{layer}{sfx}"),
+                    &[4 * h, h],
+                    uni,
+                ));
                 lstm_weights.push(lstm_p.var(&format!("bias_ih_l{layer}{sfx}"), &[4 * h], uni));
                 lstm_weights.push(lstm_p.var(&format!("bias_hh_l{layer}{sfx}"), &[4 * h], uni));
             }
         }
-        let projection = cfg
-            .bidirectional
-            .then(|| nn::linear(root / "encoder" / "projection", 2 * h, h, Default::default()));
+        let projection = cfg.bidirectional.then(|| {
+            nn::linear(
+                root / "encoder" / "projection",
+                2 * h,
+                h,
+                Default::default(),
+            )
+        });
         let att = root / "attention";
         let xavier = (6.0 / (h + 3 * h) as f64).sqrt();
-        let in_proj_weight = att.var("in_proj_weight", &[3 * h, h], Init::Uniform { lo: -xavier, up: xavier });
+        let in_proj_weight = att.var(
+            "in_proj_weight",
+            &[3 * h, h],
+            Init::Uniform {
+                lo: -xavier,
+                up: xavier,
+            },
+        );
         let in_proj_bias = att.var("in_proj_bias", &[3 * h], Init::Const(0.0));
         let out_proj = nn::linear(
             &att / "out_proj",
@@ -150,7 +174,11 @@ impl TrendModel {
         let layers = self.cfg.num_lstm_layers as i64;
         let dirs = if self.cfg.bidirectional { 2 } else { 1 };
         let zeros = Tensor::zeros([layers * dirs, b, h], (x.kind(), x.device()));
-        let lstm_dropout = if layers > 1 { self.cfg.dropout_rate } else { 0.0 };
+        let lstm_dropout = if layers > 1 {
+            self.cfg.dropout_rate
+        } else {
+            0.0
+        };
         // out (b, s, dirs*h); hn (layers*dirs, b, h)
         let (out, hn, _cn) = x.lstm(
             &[&zeros, &zeros],
@@ -249,14 +277,18 @@ mod tests {
         tch::manual_seed(0);
         for bidirectional in [true, false] {
             let vs = nn::VarStore::new(tch::Device::Cpu);
-            let cfg = ModelConfig { bidirectional, ..small() };
+            let cfg = ModelConfig {
+                bidirectional,
+                ..small()
+            };
             let m = TrendModel::new(&vs.root(), &cfg);
             let x = Tensor::randn([3, 7, 5], (Kind::Float, tch::Device::Cpu));
             let out = m.forward(&x, false);
             assert_eq!(out.trend_7d.size(), [3, 1]);
             assert_eq!(out.direction_30d.size(), [3, 2]);
             assert_eq!(out.attention.size(), [3, 7]);
-            let sums = Vec::<f32>::try_from(out.attention.sum_dim_intlist(1, false, Kind::Float)).unwrap();
+            let sums =
+                Vec::<f32>::try_from(out.attention.sum_dim_intlist(1, false, Kind::Float)).unwrap();
             assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
             let t = Vec::<f32>::try_from(out.trend_7d.flatten(0, -1)).unwrap();
             assert!(t.iter().all(|v| v.abs() < 1.0));

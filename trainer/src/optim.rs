@@ -58,12 +58,20 @@ impl Optimizer {
     /// before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(|g| g.defined())
+            .collect();
         if grads.is_empty() {
             return 0.0;
         }
         let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(Kind::Float)).collect();
-        let total = Tensor::stack(&sq, 0).sum(Kind::Float).sqrt().double_value(&[]);
+        let total = Tensor::stack(&sq, 0)
+            .sum(Kind::Float)
+            .sqrt()
+            .double_value(&[]);
         if max_norm > 0.0 {
             let coef = (max_norm / (total + 1e-6)).min(1.0);
             if coef < 1.0 {
@@ -88,7 +96,11 @@ impl Optimizer {
             }
             match c.kind {
                 OptimizerKind::Adam | OptimizerKind::Adamw => {
-                    let g = if c.kind == OptimizerKind::Adam && wd != 0.0 { &g + &*p * wd } else { g };
+                    let g = if c.kind == OptimizerKind::Adam && wd != 0.0 {
+                        &g + &*p * wd
+                    } else {
+                        g
+                    };
                     if c.kind == OptimizerKind::Adamw && wd != 0.0 {
                         let _ = p.g_mul_scalar_(1.0 - lr * wd);
                     }
@@ -138,7 +150,10 @@ impl Optimizer {
         }
         if named.is_empty() {
             // safetensors needs at least a header; store a marker.
-            named.push(("_empty".into(), Tensor::zeros([1], (Kind::Float, tch::Device::Cpu))));
+            named.push((
+                "_empty".into(),
+                Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)),
+            ));
         }
         Tensor::write_safetensors(&named, path).map_err(TrainerError::from)
     }
@@ -148,8 +163,12 @@ impl Optimizer {
         let named = Tensor::read_safetensors(path)?;
         let map: std::collections::HashMap<String, Tensor> = named.into_iter().collect();
         for (i, (name, p)) in self.params.iter().enumerate() {
-            self.m[i] = map.get(&format!("{name}.m")).map(|t| t.to_device(p.device()));
-            self.v[i] = map.get(&format!("{name}.v")).map(|t| t.to_device(p.device()));
+            self.m[i] = map
+                .get(&format!("{name}.m"))
+                .map(|t| t.to_device(p.device()));
+            self.v[i] = map
+                .get(&format!("{name}.v"))
+                .map(|t| t.to_device(p.device()));
         }
         self.step = step;
         Ok(())
@@ -198,9 +217,13 @@ impl Scheduler {
     /// The rate to use during `epoch` (0-based).
     pub fn lr(&self, epoch: usize) -> f64 {
         match self.cfg.kind {
-            SchedulerKind::Cosine => {
-                cosine_warmup_lr(self.base_lr, self.cfg.min_lr, self.cfg.warmup_epochs, self.total_epochs, epoch)
-            }
+            SchedulerKind::Cosine => cosine_warmup_lr(
+                self.base_lr,
+                self.cfg.min_lr,
+                self.cfg.warmup_epochs,
+                self.total_epochs,
+                epoch,
+            ),
             SchedulerKind::Plateau => self.plateau_lr,
             SchedulerKind::None => self.base_lr,
         }
@@ -315,7 +338,9 @@ mod tests {
         };
         let mut s = Scheduler::new(&cfg, 1.0, 100);
         let mut lrs = vec![];
-        for loss in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95] {
+        for loss in [
+            1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95,
+        ] {
             s.observe(loss);
             lrs.push(s.lr(0));
         }
@@ -328,7 +353,14 @@ mod tests {
             s.observe(0.95);
         }
         assert_eq!(s.lr(0), 0.1);
-        let none = Scheduler::new(&SchedulerConfig { kind: SchedulerKind::None, ..Default::default() }, 0.3, 10);
+        let none = Scheduler::new(
+            &SchedulerConfig {
+                kind: SchedulerKind::None,
+                ..Default::default()
+            },
+            0.3,
+            10,
+        );
         assert_eq!(none.lr(7), 0.3);
     }
 
@@ -358,7 +390,11 @@ mod tests {
     #[test]
     fn adam_matches_pytorch_formula_on_a_scalar() {
         let p = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
-        let cfg = OptimizerConfig { weight_decay: 0.0, learning_rate: 0.1, ..Default::default() };
+        let cfg = OptimizerConfig {
+            weight_decay: 0.0,
+            learning_rate: 0.1,
+            ..Default::default()
+        };
         let mut opt = Optimizer::new(&cfg, vec![("p".into(), p.shallow_clone())]);
         // loss = p^2, grad = 2p = 2; first Adam step moves by lr (m_hat/sqrt(v_hat) = 1).
         (&p * &p).sum(Kind::Float).backward();
@@ -367,7 +403,12 @@ mod tests {
         assert!((v - (1.0 - 0.1 * 2.0 / (2.0 + 1e-8))).abs() < 1e-6, "{v}");
         // SGD with momentum: two steps with constant grad 1 -> p -= lr*1 then lr*(0.9+1).
         let q = Tensor::from_slice(&[0.0f32]).set_requires_grad(true);
-        let cfg = OptimizerConfig { kind: OptimizerKind::Sgd, weight_decay: 0.0, learning_rate: 0.1, ..Default::default() };
+        let cfg = OptimizerConfig {
+            kind: OptimizerKind::Sgd,
+            weight_decay: 0.0,
+            learning_rate: 0.1,
+            ..Default::default()
+        };
         let mut sgd = Optimizer::new(&cfg, vec![("q".into(), q.shallow_clone())]);
         for _ in 0..2 {
             sgd.zero_grad();
@@ -380,11 +421,17 @@ mod tests {
     #[test]
     fn clipping_bounds_the_global_norm() {
         let p = Tensor::from_slice(&[3.0f32, 4.0]).set_requires_grad(true);
-        let mut opt = Optimizer::new(&OptimizerConfig::default(), vec![("p".into(), p.shallow_clone())]);
+        let mut opt = Optimizer::new(
+            &OptimizerConfig::default(),
+            vec![("p".into(), p.shallow_clone())],
+        );
         (&p * &p).sum(Kind::Float).backward(); // grad (6, 8), norm 10
         let n = opt.clip_grad_norm(1.0);
         assert!((n - 10.0).abs() < 1e-5);
         let g = Vec::<f32>::try_from(p.grad()).unwrap();
-        assert!(((g[0] * g[0] + g[1] * g[1]).sqrt() - 1.0).abs() < 1e-4, "{g:?}");
+        assert!(
+            ((g[0] * g[0] + g[1] * g[1]).sqrt() - 1.0).abs() < 1e-4,
+            "{g:?}"
+        );
     }
 }

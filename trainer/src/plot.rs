@@ -26,7 +26,11 @@ fn ensure_font() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         let env = std::env::var("TRENDSCORE_FONT").ok();
-        for p in env.iter().map(String::as_str).chain(FONT_CANDIDATES.iter().copied()) {
+        for p in env
+            .iter()
+            .map(String::as_str)
+            .chain(FONT_CANDIDATES.iter().copied())
+        {
             if let Ok(bytes) = std::fs::read(p) {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
                 if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
@@ -71,11 +75,15 @@ fn panel(
 ) -> Result<()> {
     let y = range(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));
     let mut b = ChartBuilder::on(area);
-    b.margin(12).x_label_area_size(if text { 30 } else { 0 }).y_label_area_size(if text { 70 } else { 0 });
+    b.margin(12)
+        .x_label_area_size(if text { 30 } else { 0 })
+        .y_label_area_size(if text { 70 } else { 0 });
     if text {
         b.caption(title, ("sans-serif", 20));
     }
-    let mut chart = b.build_cartesian_2d(1f64..x_max.max(2.0), y).map_err(|e| err(path, e))?;
+    let mut chart = b
+        .build_cartesian_2d(1f64..x_max.max(2.0), y)
+        .map_err(|e| err(path, e))?;
     let mut mesh = chart.configure_mesh();
     if text {
         mesh.x_desc("epoch");
@@ -89,7 +97,9 @@ fn panel(
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
             .map_err(|e| err(path, e))?;
         if text {
-            s.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            s.label(*name).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+            });
         }
     }
     if text {
@@ -110,7 +120,12 @@ pub fn history_png(history: &[EpochRecord], path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(|e| err(path, e))?;
     let areas = root.split_evenly((3, 1));
     let x_max = history.len() as f64;
-    let pts = |f: &dyn Fn(&EpochRecord) -> f64| history.iter().map(|r| (r.epoch as f64 + 1.0, f(r))).collect::<Vec<_>>();
+    let pts = |f: &dyn Fn(&EpochRecord) -> f64| {
+        history
+            .iter()
+            .map(|r| (r.epoch as f64 + 1.0, f(r)))
+            .collect::<Vec<_>>()
+    };
     panel(
         &areas[0],
         "loss",
@@ -121,12 +136,23 @@ pub fn history_png(history: &[EpochRecord], path: &Path) -> Result<()> {
             ("val trend 7d", GREEN, pts(&|r| r.val.trend_7d)),
             ("val trend 30d", MAGENTA, pts(&|r| r.val.trend_30d)),
             ("val direction 7d", CYAN, pts(&|r| r.val.direction_7d)),
-            ("val direction 30d", RGBColor(120, 120, 0), pts(&|r| r.val.direction_30d)),
+            (
+                "val direction 30d",
+                RGBColor(120, 120, 0),
+                pts(&|r| r.val.direction_30d),
+            ),
         ],
         text,
         path,
     )?;
-    panel(&areas[1], "learning rate", x_max, &[("lr", BLACK, pts(&|r| r.lr))], text, path)?;
+    panel(
+        &areas[1],
+        "learning rate",
+        x_max,
+        &[("lr", BLACK, pts(&|r| r.lr))],
+        text,
+        path,
+    )?;
     panel(
         &areas[2],
         "validation direction accuracy",
@@ -155,17 +181,54 @@ pub fn attention_png(samples: &[Vec<f32>], all: &[Vec<f32>], path: &Path) -> Res
     let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(path, e))?;
     let areas = root.split_evenly((2, 1));
-    let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, RGBColor(120, 120, 0), RGBColor(255, 128, 0), RGBColor(90, 0, 160)];
+    let palette = [
+        RED,
+        BLUE,
+        GREEN,
+        MAGENTA,
+        CYAN,
+        RGBColor(120, 120, 0),
+        RGBColor(255, 128, 0),
+        RGBColor(90, 0, 160),
+    ];
     let names: Vec<String> = (0..samples.len()).map(|i| format!("sample {i}")).collect();
     let sample_series: Vec<Series> = samples
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            (names[i].as_str(), palette[i % palette.len()], r.iter().enumerate().map(|(t, v)| (t as f64 + 1.0, f64::from(*v))).collect())
+            (
+                names[i].as_str(),
+                palette[i % palette.len()],
+                r.iter()
+                    .enumerate()
+                    .map(|(t, v)| (t as f64 + 1.0, f64::from(*v)))
+                    .collect(),
+            )
         })
         .collect();
-    panel(&areas[0], "attention per week, samples", seq as f64, &sample_series, text, path)?;
-    let avg_series = [("average", BLACK, avg.iter().enumerate().map(|(t, v)| (t as f64 + 1.0, *v)).collect())];
-    panel(&areas[1], "attention per week, average over all windows", seq as f64, &avg_series, text, path)?;
+    panel(
+        &areas[0],
+        "attention per week, samples",
+        seq as f64,
+        &sample_series,
+        text,
+        path,
+    )?;
+    let avg_series = [(
+        "average",
+        BLACK,
+        avg.iter()
+            .enumerate()
+            .map(|(t, v)| (t as f64 + 1.0, *v))
+            .collect(),
+    )];
+    panel(
+        &areas[1],
+        "attention per week, average over all windows",
+        seq as f64,
+        &avg_series,
+        text,
+        path,
+    )?;
     root.present().map_err(|e| err(path, e))
 }

@@ -34,13 +34,18 @@ pub fn resolve_device(name: &str) -> Result<Device> {
                 ))
             }
         }
-        other => match other.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+        other => match other
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse::<usize>().ok())
+        {
             Some(i) if (i as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(i)),
             Some(i) => Err(TrainerError::Device(format!(
                 "cuda:{i} asked for but libtorch sees {} CUDA device(s)",
                 tch::Cuda::device_count()
             ))),
-            None => Err(TrainerError::Device(format!("unknown device `{other}` (auto, cpu, cuda, cuda:N)"))),
+            None => Err(TrainerError::Device(format!(
+                "unknown device `{other}` (auto, cpu, cuda, cuda:N)"
+            ))),
         },
     }
 }
@@ -165,7 +170,9 @@ pub fn run_batched(model: &TrendModel, x: &Tensor, batch: i64) -> ModelOutput {
             parts.push(model.forward(&x.narrow(0, start, len), false));
             start += len;
         }
-        let cat = |f: fn(&ModelOutput) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
+        let cat = |f: fn(&ModelOutput) -> &Tensor| {
+            Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0)
+        };
         ModelOutput {
             trend_7d: cat(|o| &o.trend_7d),
             direction_7d: cat(|o| &o.direction_7d),
@@ -177,7 +184,8 @@ pub fn run_batched(model: &TrendModel, x: &Tensor, batch: i64) -> ModelOutput {
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).unwrap_or_default()
+    Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+        .unwrap_or_default()
 }
 
 /// Outputs as plain vectors (p_up = softmax(direction)[1]).
@@ -193,7 +201,11 @@ pub fn predictions_of(out: &ModelOutput) -> Predictions {
 }
 
 /// Loss and metrics of the model on a split.
-pub fn evaluate_split(model: &TrendModel, data: &SplitTensors, loss: &dyn TrendLoss) -> EvalSummary {
+pub fn evaluate_split(
+    model: &TrendModel,
+    data: &SplitTensors,
+    loss: &dyn TrendLoss,
+) -> EvalSummary {
     let out = run_batched(model, &data.x, 1024);
     let y = Targets {
         trend_7d: &data.trend_7d,
@@ -234,11 +246,26 @@ pub struct Prepared {
 }
 
 /// Builds corpus, split, scaler and tensors for `cfg` (on `device`).
-pub fn prepare(rows: &[WeeklyRow], source: &Path, cfg: &TrainConfig, device: Device) -> Result<Prepared> {
-    let corpus = Corpus::new(rows, &cfg.features.names, cfg.sequence.sequence_length, source)?;
+pub fn prepare(
+    rows: &[WeeklyRow],
+    source: &Path,
+    cfg: &TrainConfig,
+    device: Device,
+) -> Result<Prepared> {
+    let corpus = Corpus::new(
+        rows,
+        &cfg.features.names,
+        cfg.sequence.sequence_length,
+        source,
+    )?;
     let split = data::split(&corpus, &cfg.sequence, cfg.training.seed, source)?;
     let scaler = Scaler::fit(&corpus, &split.train);
-    let newest = split.train.iter().map(|w| corpus.end_week(*w)).max().expect("train split is non-empty");
+    let newest = split
+        .train
+        .iter()
+        .map(|w| corpus.end_week(*w))
+        .max()
+        .expect("train split is non-empty");
     let mk = |ws: &[data::WindowRef]| {
         let w = data::sample_weights(&corpus, ws, &cfg.loss, newest);
         data::to_tensors(&corpus, ws, &scaler, &w, device)
@@ -269,7 +296,13 @@ pub struct FitReport {
 /// the `last` state in `out` (weights, optimiser moments, scheduler, early stopping, history);
 /// because each epoch's batch order and dropout seed depend only on (seed, epoch), a resumed
 /// run reproduces an uninterrupted one on the CPU.
-pub fn fit(rows: &[WeeklyRow], source: &Path, cfg: &TrainConfig, out: &Path, resume: bool) -> Result<FitReport> {
+pub fn fit(
+    rows: &[WeeklyRow],
+    source: &Path,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+) -> Result<FitReport> {
     cfg.validate()?;
     if cfg.training.num_threads > 0 {
         tch::set_num_threads(cfg.training.num_threads as i32);
@@ -299,18 +332,25 @@ pub fn fit(rows: &[WeeklyRow], source: &Path, cfg: &TrainConfig, out: &Path, res
         next_epoch: 0,
         optimizer_step: 0,
         scheduler: Scheduler::new(&cfg.scheduler, cfg.optimizer.learning_rate, epochs),
-        early_stopping: EarlyStopping::new(cfg.training.early_stopping_patience, cfg.training.min_delta),
+        early_stopping: EarlyStopping::new(
+            cfg.training.early_stopping_patience,
+            cfg.training.min_delta,
+        ),
         history: Vec::new(),
         stopped_early: false,
     };
     if resume {
         let sp = out.join(files::STATE);
-        let text = std::fs::read_to_string(&sp)
-            .map_err(|e| TrainerError::ckpt(out, format!("cannot resume: {}: {e}", sp.display())))?;
+        let text = std::fs::read_to_string(&sp).map_err(|e| {
+            TrainerError::ckpt(out, format!("cannot resume: {}: {e}", sp.display()))
+        })?;
         state = serde_json::from_str(&text).map_err(|e| TrainerError::json(&sp, e))?;
         let saved = CheckpointConfig::load(out)?;
         if saved.model != cfg.model || saved.features.names != cfg.features.names {
-            return Err(TrainerError::ckpt(out, "cannot resume: model or features differ from the checkpoint's config.json"));
+            return Err(TrainerError::ckpt(
+                out,
+                "cannot resume: model or features differ from the checkpoint's config.json",
+            ));
         }
         checkpoint::load_weights(&mut vs, &out.join(files::LAST))?;
         opt.load_state(&out.join(files::OPTIMIZER), state.optimizer_step)?;
@@ -339,10 +379,22 @@ pub fn fit(rows: &[WeeklyRow], source: &Path, cfg: &TrainConfig, out: &Path, res
         for (b, chunk) in order.chunks(bs).enumerate() {
             let idx = Tensor::from_slice(chunk).to_device(device);
             let xb = prep.train.x.index_select(0, &idx);
-            let (t7, t30) = (prep.train.trend_7d.index_select(0, &idx), prep.train.trend_30d.index_select(0, &idx));
-            let (d7, d30) = (prep.train.dir_7d.index_select(0, &idx), prep.train.dir_30d.index_select(0, &idx));
+            let (t7, t30) = (
+                prep.train.trend_7d.index_select(0, &idx),
+                prep.train.trend_30d.index_select(0, &idx),
+            );
+            let (d7, d30) = (
+                prep.train.dir_7d.index_select(0, &idx),
+                prep.train.dir_30d.index_select(0, &idx),
+            );
             let w = prep.train.weight.index_select(0, &idx);
-            let y = Targets { trend_7d: &t7, trend_30d: &t30, dir_7d: &d7, dir_30d: &d30, weight: &w };
+            let y = Targets {
+                trend_7d: &t7,
+                trend_30d: &t30,
+                dir_7d: &d7,
+                dir_30d: &d30,
+                weight: &w,
+            };
             let outb = model.forward(&xb, true);
             let parts = loss_fn.compute(&outb, &y);
             opt.zero_grad();
@@ -359,7 +411,10 @@ pub fn fit(rows: &[WeeklyRow], source: &Path, cfg: &TrainConfig, out: &Path, res
             for (s, x) in sums.iter_mut().zip(v) {
                 *s += x * chunk.len() as f64;
             }
-            pb.set_message(format!("loss {:.4}", sums[0] / ((b * bs + chunk.len()) as f64)));
+            pb.set_message(format!(
+                "loss {:.4}",
+                sums[0] / ((b * bs + chunk.len()) as f64)
+            ));
             pb.inc(1);
         }
         pb.finish_and_clear();
@@ -381,9 +436,15 @@ pub fn fit(rows: &[WeeklyRow], source: &Path, cfg: &TrainConfig, out: &Path, res
             best,
         };
         tracing::info!(
-            epoch, lr = rec.lr, train_loss = rec.train.total, val_loss = rec.val.total,
-            val_acc_7d = rec.val_metrics.h7.direction_accuracy, val_acc_30d = rec.val_metrics.h30.direction_accuracy,
-            seconds = rec.seconds, best, "epoch"
+            epoch,
+            lr = rec.lr,
+            train_loss = rec.train.total,
+            val_loss = rec.val.total,
+            val_acc_7d = rec.val_metrics.h7.direction_accuracy,
+            val_acc_30d = rec.val_metrics.h30.direction_accuracy,
+            seconds = rec.seconds,
+            best,
+            "epoch"
         );
         state.history.push(rec);
         state.next_epoch = epoch + 1;
@@ -404,7 +465,16 @@ pub fn fit(rows: &[WeeklyRow], source: &Path, cfg: &TrainConfig, out: &Path, res
     if best_path.exists() {
         checkpoint::load_weights(&mut vs, &best_path)?;
     }
-    finish(&vs, &model, &prep, cfg, out, device, &state, loss_fn.as_ref())
+    finish(
+        &vs,
+        &model,
+        &prep,
+        cfg,
+        out,
+        device,
+        &state,
+        loss_fn.as_ref(),
+    )
 }
 
 fn rescheduled(s: &Scheduler, cfg: &TrainConfig, epochs: usize) -> Scheduler {
@@ -420,7 +490,9 @@ fn progress_bar(len: u64, show: bool, epoch: usize, epochs: usize) -> ProgressBa
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+    {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
@@ -441,8 +513,10 @@ fn finish(
     let val = evaluate_split(model, &prep.val, loss_fn);
     let test = evaluate_split(model, &prep.test, loss_fn);
     tracing::info!(
-        test_acc_7d = test.metrics.h7.direction_accuracy, test_acc_30d = test.metrics.h30.direction_accuracy,
-        test_loss = test.loss.total, "best model on the test split"
+        test_acc_7d = test.metrics.h7.direction_accuracy,
+        test_acc_30d = test.metrics.h30.direction_accuracy,
+        test_loss = test.loss.total,
+        "best model on the test split"
     );
     let weights = out.join(files::MODEL);
     checkpoint::save_weights(vs, &weights)?;
@@ -451,7 +525,15 @@ fn finish(
     prep.scaler.save(&out.join(files::SCALER))?;
 
     // Probe: up to 48 real windows (test first) + 16 extreme ones, evaluated on the CPU.
-    let mut probe_ws: Vec<_> = prep.split.test.iter().chain(&prep.split.val).chain(&prep.split.train).copied().take(48).collect();
+    let mut probe_ws: Vec<_> = prep
+        .split
+        .test
+        .iter()
+        .chain(&prep.split.val)
+        .chain(&prep.split.train)
+        .copied()
+        .take(48)
+        .collect();
     let base = probe_ws.len();
     while probe_ws.len() < 48 {
         let w = probe_ws[probe_ws.len() % base];
@@ -459,7 +541,11 @@ fn finish(
     }
     let real = data::raw_tensor(&prep.corpus, &probe_ws);
     let (s, f) = (prep.corpus.seq_len as i64, prep.corpus.n_features() as i64);
-    let extreme = Tensor::from_slice(&checkpoint::extreme_windows(&prep.scaler, prep.corpus.seq_len)).view([16, s, f]);
+    let extreme = Tensor::from_slice(&checkpoint::extreme_windows(
+        &prep.scaler,
+        prep.corpus.seq_len,
+    ))
+    .view([16, s, f]);
     let raw = Tensor::cat(&[real, extreme], 0);
     let mut cpu_vs = nn::VarStore::new(Device::Cpu);
     let cpu_model = TrendModel::new(&cpu_vs.root(), &cfg.model);

@@ -38,8 +38,17 @@ pub fn checkpoint_or_train(name: &str) -> anyhow::Result<PathBuf> {
     }
     let out = PathBuf::from("runs/examples").join(name);
     if !out.join("model.safetensors").exists() {
-        println!("no checkpoint given: training a demo model into {}", out.display());
-        train::fit(&demo_rows(7), std::path::Path::new("synthetic"), &demo_config(), &out, false)?;
+        println!(
+            "no checkpoint given: training a demo model into {}",
+            out.display()
+        );
+        train::fit(
+            &demo_rows(7),
+            std::path::Path::new("synthetic"),
+            &demo_config(),
+            &out,
+            false,
+        )?;
     }
     Ok(out)
 }
