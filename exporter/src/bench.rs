@@ -39,7 +39,11 @@ pub struct BenchOptions {
 
 /// Measures every (backend, batch) on `inputs` (raw windows (n, seq, dim); cycled to fill a
 /// batch). One warm-up call per batch size (this also builds tract's plan for that size).
-pub fn bench(model_path: &Path, inputs: &[f32], opts: &BenchOptions) -> Result<Vec<BenchResult>, ExportError> {
+pub fn bench(
+    model_path: &Path,
+    inputs: &[f32],
+    opts: &BenchOptions,
+) -> Result<Vec<BenchResult>, ExportError> {
     let mut results = Vec::new();
     for b in &opts.backends {
         let model = load_model(

@@ -47,9 +47,16 @@ impl ModelConfig {
         let h = self.hidden_dim;
         let mut m = BTreeMap::new();
         for k in 0..self.num_lstm_layers {
-            let input = if k == 0 { self.input_dim } else { h * self.num_directions() };
+            let input = if k == 0 {
+                self.input_dim
+            } else {
+                h * self.num_directions()
+            };
             for sfx in direction_suffixes(self.bidirectional) {
-                m.insert(format!("encoder.lstm.weight_ih_l{k}{sfx}"), vec![4 * h, input]);
+                m.insert(
+                    format!("encoder.lstm.weight_ih_l{k}{sfx}"),
+                    vec![4 * h, input],
+                );
                 m.insert(format!("encoder.lstm.weight_hh_l{k}{sfx}"), vec![4 * h, h]);
                 m.insert(format!("encoder.lstm.bias_ih_l{k}{sfx}"), vec![4 * h]);
                 m.insert(format!("encoder.lstm.bias_hh_l{k}{sfx}"), vec![4 * h]);
@@ -208,34 +215,55 @@ fn inconsistent(path: &Path, reason: impl Into<String>) -> ExportError {
     }
 }
 
-fn parse_section<T: serde::de::DeserializeOwned>(path: &Path, doc: &serde_json::Value, key: &str) -> Result<T, ExportError> {
-    let v = doc.get(key).ok_or_else(|| json_err(path, format!("missing section {key:?}")))?;
+fn parse_section<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    doc: &serde_json::Value,
+    key: &str,
+) -> Result<T, ExportError> {
+    let v = doc
+        .get(key)
+        .ok_or_else(|| json_err(path, format!("missing section {key:?}")))?;
     serde_json::from_value(v.clone()).map_err(|e| json_err(path, format!("section {key:?}: {e}")))
 }
 
 /// Reads config.json.
 pub fn read_config(path: &Path) -> Result<CheckpointConfig, ExportError> {
     let bytes = read(path)?;
-    let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| json_err(path, e.to_string()))?;
+    let raw: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| json_err(path, e.to_string()))?;
     let model: ModelConfig = parse_section(path, &raw, "model")?;
     let sequence: SequenceConfig = parse_section(path, &raw, "sequence")?;
     let features = match raw.get("features") {
         Some(_) => Some(parse_section::<FeaturesConfig>(path, &raw, "features")?),
         None => None,
     };
-    let trained_at = raw.get("trained_at").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let trained_at = raw
+        .get("trained_at")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
     let m = &model;
-    if m.input_dim == 0 || m.hidden_dim == 0 || m.num_lstm_layers == 0 || m.num_attention_heads == 0 {
-        return Err(inconsistent(path, "model: input_dim, hidden_dim, num_lstm_layers and num_attention_heads must be >= 1"));
+    if m.input_dim == 0 || m.hidden_dim == 0 || m.num_lstm_layers == 0 || m.num_attention_heads == 0
+    {
+        return Err(inconsistent(
+            path,
+            "model: input_dim, hidden_dim, num_lstm_layers and num_attention_heads must be >= 1",
+        ));
     }
     if m.hidden_dim % m.num_attention_heads != 0 {
         return Err(inconsistent(
             path,
-            format!("model: hidden_dim {} is not divisible by num_attention_heads {}", m.hidden_dim, m.num_attention_heads),
+            format!(
+                "model: hidden_dim {} is not divisible by num_attention_heads {}",
+                m.hidden_dim, m.num_attention_heads
+            ),
         ));
     }
     if m.head_hidden_dims.contains(&0) {
-        return Err(inconsistent(path, "model: head_hidden_dims must all be >= 1"));
+        return Err(inconsistent(
+            path,
+            "model: head_hidden_dims must all be >= 1",
+        ));
     }
     if sequence.sequence_length == 0 {
         return Err(inconsistent(path, "sequence: sequence_length must be >= 1"));
@@ -291,7 +319,8 @@ impl Checkpoint {
         let m = &config.model;
 
         let scaler_path = dir.join("scaler.json");
-        let scaler: Scaler = serde_json::from_slice(&read(&scaler_path)?).map_err(|e| json_err(&scaler_path, e.to_string()))?;
+        let scaler: Scaler = serde_json::from_slice(&read(&scaler_path)?)
+            .map_err(|e| json_err(&scaler_path, e.to_string()))?;
         for (what, len) in [
             ("feature_names", scaler.feature_names.len()),
             ("mean", scaler.mean.len()),
@@ -300,7 +329,10 @@ impl Checkpoint {
             if len != m.input_dim {
                 return Err(inconsistent(
                     &scaler_path,
-                    format!("{what} has {len} entries but config.json model.input_dim is {}", m.input_dim),
+                    format!(
+                        "{what} has {len} entries but config.json model.input_dim is {}",
+                        m.input_dim
+                    ),
                 ));
             }
         }
@@ -308,7 +340,10 @@ impl Checkpoint {
             if !mu.is_finite() || !sd.is_finite() || *sd < 0.0 {
                 return Err(inconsistent(
                     &scaler_path,
-                    format!("feature {i} ({}): mean {mu} / std {sd} must be finite with std >= 0", scaler.feature_names[i]),
+                    format!(
+                        "feature {i} ({}): mean {mu} / std {sd} must be finite with std >= 0",
+                        scaler.feature_names[i]
+                    ),
                 ));
             }
         }
@@ -332,14 +367,19 @@ impl Checkpoint {
                     return Err(ExportError::Tensor {
                         path: weights_path.clone(),
                         name: name.clone(),
-                        reason: format!("missing (config.json model section needs it with shape {shape:?})"),
+                        reason: format!(
+                            "missing (config.json model section needs it with shape {shape:?})"
+                        ),
                     })
                 }
                 Some(t) if &t.shape != shape => {
                     return Err(ExportError::Tensor {
                         path: weights_path.clone(),
                         name: name.clone(),
-                        reason: format!("shape {:?}, but config.json model section implies {shape:?}", t.shape),
+                        reason: format!(
+                            "shape {:?}, but config.json model section implies {shape:?}",
+                            t.shape
+                        ),
                     })
                 }
                 Some(t) => {
@@ -347,7 +387,10 @@ impl Checkpoint {
                         return Err(ExportError::Tensor {
                             path: weights_path.clone(),
                             name: name.clone(),
-                            reason: format!("element {i} is {} (weights must be finite)", t.data[i]),
+                            reason: format!(
+                                "element {i} is {} (weights must be finite)",
+                                t.data[i]
+                            ),
                         });
                     }
                 }
@@ -363,15 +406,19 @@ impl Checkpoint {
 
         let metrics_path = dir.join("metrics.json");
         let metrics_json = if metrics_path.exists() {
-            let v: serde_json::Value =
-                serde_json::from_slice(&read(&metrics_path)?).map_err(|e| json_err(&metrics_path, e.to_string()))?;
+            let v: serde_json::Value = serde_json::from_slice(&read(&metrics_path)?)
+                .map_err(|e| json_err(&metrics_path, e.to_string()))?;
             v.to_string()
         } else {
             tracing::warn!(path = %metrics_path.display(), "metrics.json absent; the model carries metrics {{}}");
             "{}".to_string()
         };
 
-        let probe = load_probe(&dir.join("probe.safetensors"), config.sequence.sequence_length, m.input_dim)?;
+        let probe = load_probe(
+            &dir.join("probe.safetensors"),
+            config.sequence.sequence_length,
+            m.input_dim,
+        )?;
         Ok(Checkpoint {
             dir: dir.to_path_buf(),
             config,
@@ -402,11 +449,13 @@ impl Checkpoint {
 pub fn load_probe(path: &Path, seq: usize, dim: usize) -> Result<Probe, ExportError> {
     let bytes = read(path)?;
     let mut tensors = read_tensors(path, &bytes)?;
-    let features = tensors.remove("features").ok_or_else(|| ExportError::Tensor {
-        path: path.to_path_buf(),
-        name: "features".into(),
-        reason: "missing".into(),
-    })?;
+    let features = tensors
+        .remove("features")
+        .ok_or_else(|| ExportError::Tensor {
+            path: path.to_path_buf(),
+            name: "features".into(),
+            reason: "missing".into(),
+        })?;
     let n = match features.shape.as_slice() {
         [n, s, d] if *s == seq && *d == dim && *n >= 1 => *n,
         other => {
@@ -428,7 +477,8 @@ pub fn load_probe(path: &Path, seq: usize, dim: usize) -> Result<Probe, ExportEr
         let t = tensors.remove(name).ok_or_else(|| ExportError::Tensor {
             path: path.to_path_buf(),
             name: name.into(),
-            reason: "missing (the probe must hold the trainer's output for every ONNX output)".into(),
+            reason: "missing (the probe must hold the trainer's output for every ONNX output)"
+                .into(),
         })?;
         if t.shape != [n, width] {
             return Err(ExportError::Tensor {

@@ -23,7 +23,9 @@ pub struct ExportOptions {
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { tolerance: TOLERANCE }
+        ExportOptions {
+            tolerance: TOLERANCE,
+        }
     }
 }
 
@@ -85,7 +87,10 @@ pub fn metadata(ckpt: &Checkpoint) -> Vec<(String, String)> {
             "feature_names".into(),
             serde_json::to_string(&ckpt.scaler.feature_names).expect("strings serialise"),
         ),
-        ("sequence_length".into(), ckpt.config.sequence.sequence_length.to_string()),
+        (
+            "sequence_length".into(),
+            ckpt.config.sequence.sequence_length.to_string(),
+        ),
         (
             "horizons".into(),
             serde_json::to_string(&ckpt.config.sequence.horizons).expect("ints serialise"),
@@ -106,9 +111,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
         path: path.to_path_buf(),
         source: e,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -132,7 +143,11 @@ pub fn card_path(onnx: &Path) -> PathBuf {
 /// Before anything is written, the ONNX bytes are loaded in tract and the checkpoint's probe
 /// windows run through them; if any output differs from the probe by more than
 /// `opts.tolerance`, this returns [`ExportError::Parity`] and writes nothing.
-pub fn export(ckpt_dir: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportReport, ExportError> {
+pub fn export(
+    ckpt_dir: &Path,
+    out: &Path,
+    opts: &ExportOptions,
+) -> Result<ExportReport, ExportError> {
     let ckpt = Checkpoint::load(ckpt_dir)?;
     let m = &ckpt.config.model;
     tracing::info!(
@@ -158,12 +173,18 @@ pub fn export(ckpt_dir: &Path, out: &Path, opts: &ExportOptions) -> Result<Expor
     if !parity.passed(opts.tolerance) {
         return Err(ExportError::Parity {
             backend: "tract".into(),
-            details: format!("{parity} exceeds tolerance {:e}; nothing written", opts.tolerance),
+            details: format!(
+                "{parity} exceeds tolerance {:e}; nothing written",
+                opts.tolerance
+            ),
         });
     }
     let card = ModelCard {
         model_version: ckpt.weights_sha256.clone(),
-        onnx_file: out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        onnx_file: out
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
         onnx_sha256: hex::encode(Sha256::digest(&bytes)),
         opset: OPSET,
         feature_names: ckpt.scaler.feature_names.clone(),
@@ -172,7 +193,12 @@ pub fn export(ckpt_dir: &Path, out: &Path, opts: &ExportOptions) -> Result<Expor
         trained_at: ckpt.config.trained_at.clone(),
         checkpoint: ckpt_dir.display().to_string(),
         model_config: serde_json::to_value(m).expect("config serialises"),
-        training_config: ckpt.config.raw.get("training").cloned().unwrap_or(serde_json::Value::Null),
+        training_config: ckpt
+            .config
+            .raw
+            .get("training")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
         metrics: serde_json::from_str(&ckpt.metrics_json).unwrap_or(serde_json::Value::Null),
         parity: parity.clone(),
         parity_tolerance: opts.tolerance,

@@ -68,7 +68,11 @@ fn attr_str(name: &str, v: &str) -> pb::AttributeProto {
 impl Builder {
     /// Adds a float32 initializer; returns its name.
     fn init_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
-        assert_eq!(dims.iter().product::<usize>(), data.len(), "initializer {name}");
+        assert_eq!(
+            dims.iter().product::<usize>(),
+            data.len(),
+            "initializer {name}"
+        );
         self.inits.push(pb::TensorProto {
             name: name.into(),
             dims: dims.iter().map(|d| *d as i64).collect(),
@@ -92,11 +96,23 @@ impl Builder {
     }
 
     /// Adds a node with one output named `out` (or a generated name when empty).
-    fn node(&mut self, op: &str, inputs: &[&str], out: &str, attrs: Vec<pb::AttributeProto>) -> String {
+    fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        out: &str,
+        attrs: Vec<pb::AttributeProto>,
+    ) -> String {
         self.node_multi(op, inputs, &[out], attrs).remove(0)
     }
 
-    fn node_multi(&mut self, op: &str, inputs: &[&str], outs: &[&str], attrs: Vec<pb::AttributeProto>) -> Vec<String> {
+    fn node_multi(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outs: &[&str],
+        attrs: Vec<pb::AttributeProto>,
+    ) -> Vec<String> {
         self.counter += 1;
         let outputs: Vec<String> = outs
             .iter()
@@ -177,7 +193,11 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
 /// Builds the ONNX model for `ckpt` with the given metadata properties.
 pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::ModelProto {
     let m = &ckpt.config.model;
-    let (s, d, h) = (ckpt.config.sequence.sequence_length, m.input_dim, m.hidden_dim);
+    let (s, d, h) = (
+        ckpt.config.sequence.sequence_length,
+        m.input_dim,
+        m.hidden_dim,
+    );
     let k_dirs = m.num_directions();
     let n_heads = m.num_attention_heads;
     let e = h / n_heads;
@@ -190,7 +210,12 @@ pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::Mode
     let centred = g.node("Sub", &["features", &mean], "scaler_centred", vec![]);
     let xn = g.node("Div", &[&centred, &std], "scaler_normalised", vec![]);
     // (S,B,D): the LSTM op's default layout.
-    let mut x = g.node("Transpose", &[&xn], "lstm_in_0", vec![attr_ints("perm", &[1, 0, 2])]);
+    let mut x = g.node(
+        "Transpose",
+        &[&xn],
+        "lstm_in_0",
+        vec![attr_ints("perm", &[1, 0, 2])],
+    );
 
     // 2. LSTM layers
     let shape_sb = g.init_i64("shape_0_0_m1", &[0, 0, -1]);
@@ -201,12 +226,40 @@ pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::Mode
         let input = if layer == 0 { d } else { h * k_dirs };
         let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
         for sfx in direction_suffixes(m.bidirectional) {
-            w.extend(reorder_gates(&ckpt.tensor(&format!("encoder.lstm.weight_ih_l{layer}{sfx}")).data, h, input));
-            r.extend(reorder_gates(&ckpt.tensor(&format!("encoder.lstm.weight_hh_l{layer}{sfx}")).data, h, h));
-            b.extend(reorder_gates(&ckpt.tensor(&format!("encoder.lstm.bias_ih_l{layer}{sfx}")).data, h, 1));
-            b.extend(reorder_gates(&ckpt.tensor(&format!("encoder.lstm.bias_hh_l{layer}{sfx}")).data, h, 1));
+            w.extend(reorder_gates(
+                &ckpt
+                    .tensor(&format!("encoder.lstm.weight_ih_l{layer}{sfx}"))
+                    .data,
+                h,
+                input,
+            ));
+            r.extend(reorder_gates(
+                &ckpt
+                    .tensor(&format!("encoder.lstm.weight_hh_l{layer}{sfx}"))
+                    .data,
+                h,
+                h,
+            ));
+            b.extend(reorder_gates(
+                &ckpt
+                    .tensor(&format!("encoder.lstm.bias_ih_l{layer}{sfx}"))
+                    .data,
+                h,
+                1,
+            ));
+            b.extend(reorder_gates(
+                &ckpt
+                    .tensor(&format!("encoder.lstm.bias_hh_l{layer}{sfx}"))
+                    .data,
+                h,
+                1,
+            ));
         }
-        let w = g.init_f32(&format!("encoder.lstm.l{layer}.W"), &[k_dirs, 4 * h, input], &w);
+        let w = g.init_f32(
+            &format!("encoder.lstm.l{layer}.W"),
+            &[k_dirs, 4 * h, input],
+            &w,
+        );
         let r = g.init_f32(&format!("encoder.lstm.l{layer}.R"), &[k_dirs, 4 * h, h], &r);
         let b = g.init_f32(&format!("encoder.lstm.l{layer}.B"), &[k_dirs, 8 * h], &b);
         let outs = g.node_multi(
@@ -215,28 +268,59 @@ pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::Mode
             &[&format!("lstm_l{layer}_Y"), &format!("lstm_l{layer}_Y_h")],
             vec![
                 attr_int("hidden_size", h as i64),
-                attr_str("direction", if m.bidirectional { "bidirectional" } else { "forward" }),
+                attr_str(
+                    "direction",
+                    if m.bidirectional {
+                        "bidirectional"
+                    } else {
+                        "forward"
+                    },
+                ),
             ],
         );
         y = outs[0].clone();
         y_h = outs[1].clone();
         if layer + 1 < m.num_lstm_layers {
             // (S,K,B,H) -> (S,B,K,H) -> (S,B,K*H)
-            let t = g.node("Transpose", &[&y], "", vec![attr_ints("perm", &[0, 2, 1, 3])]);
-            x = g.node("Reshape", &[&t, &shape_sb], &format!("lstm_in_{}", layer + 1), vec![]);
+            let t = g.node(
+                "Transpose",
+                &[&y],
+                "",
+                vec![attr_ints("perm", &[0, 2, 1, 3])],
+            );
+            x = g.node(
+                "Reshape",
+                &[&t, &shape_sb],
+                &format!("lstm_in_{}", layer + 1),
+                vec![],
+            );
         }
     }
     // enc: (S,K,B,H) -> (B,S,K,H) -> (B,S,K*H)
-    let t = g.node("Transpose", &[&y], "", vec![attr_ints("perm", &[2, 0, 1, 3])]);
+    let t = g.node(
+        "Transpose",
+        &[&y],
+        "",
+        vec![attr_ints("perm", &[2, 0, 1, 3])],
+    );
     let enc_raw = g.node("Reshape", &[&t, &shape_sb], "encoder_out", vec![]);
     // final state: (K,B,H) -> (B,K,H) -> (B,K*H) = concat(forward, backward)
-    let t = g.node("Transpose", &[&y_h], "", vec![attr_ints("perm", &[1, 0, 2])]);
+    let t = g.node(
+        "Transpose",
+        &[&y_h],
+        "",
+        vec![attr_ints("perm", &[1, 0, 2])],
+    );
     let final_state = g.node("Reshape", &[&t, &shape_b], "encoder_final_state", vec![]);
     let (enc, query) = if m.bidirectional {
         let pw = ckpt.tensor("encoder.projection.weight");
         let pw_t = g.init_f32("encoder.projection.weight_T", &[2 * h, h], &transpose(pw));
         let pw = g.init_f32("encoder.projection.weight", &[h, 2 * h], &pw.data);
-        let pb_ = g.init_f32("encoder.projection.bias", &[h], &ckpt.tensor("encoder.projection.bias").data);
+        let pb_ = g.init_f32(
+            "encoder.projection.bias",
+            &[h],
+            &ckpt.tensor("encoder.projection.bias").data,
+        );
         let mm = g.node("MatMul", &[&enc_raw, &pw_t], "", vec![]);
         let enc = g.node("Add", &[&mm, &pb_], "encoder_enc", vec![]);
         let q = g.linear(&final_state, &pw, &pb_, "encoder_query");
@@ -269,19 +353,47 @@ pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::Mode
     let kk = g.node("MatMul", &[&enc, &wk_t], "", vec![]);
     let kk = g.node("Add", &[&kk, &bk], "attention_k", vec![]);
     let kk = g.node("Reshape", &[&kk, &shape_kv], "", vec![]); // (B,S,N,E)
-    let kk = g.node("Transpose", &[&kk], "attention_k_heads_T", vec![attr_ints("perm", &[0, 2, 3, 1])]); // (B,N,E,S)
+    let kk = g.node(
+        "Transpose",
+        &[&kk],
+        "attention_k_heads_T",
+        vec![attr_ints("perm", &[0, 2, 3, 1])],
+    ); // (B,N,E,S)
     let vv = g.node("MatMul", &[&enc, &wv_t], "", vec![]);
     let vv = g.node("Add", &[&vv, &bv], "attention_v", vec![]);
     let vv = g.node("Reshape", &[&vv, &shape_kv], "", vec![]);
-    let vv = g.node("Transpose", &[&vv], "attention_v_heads", vec![attr_ints("perm", &[0, 2, 1, 3])]); // (B,N,S,E)
+    let vv = g.node(
+        "Transpose",
+        &[&vv],
+        "attention_v_heads",
+        vec![attr_ints("perm", &[0, 2, 1, 3])],
+    ); // (B,N,S,E)
     let scores = g.node("MatMul", &[&q, &kk], "attention_scores", vec![]); // (B,N,1,S)
-    let w = g.node("Softmax", &[&scores], "attention_w", vec![attr_int("axis", -1)]);
+    let w = g.node(
+        "Softmax",
+        &[&scores],
+        "attention_w",
+        vec![attr_int("axis", -1)],
+    );
     let ctx = g.node("MatMul", &[&w, &vv], "", vec![]); // (B,N,1,E)
     let ctx = g.node("Reshape", &[&ctx, &shape_b], "attention_ctx_heads", vec![]); // (B,H)
-    let ow = g.init_f32("attention.out_proj.weight", &[h, h], &ckpt.tensor("attention.out_proj.weight").data);
-    let ob = g.init_f32("attention.out_proj.bias", &[h], &ckpt.tensor("attention.out_proj.bias").data);
+    let ow = g.init_f32(
+        "attention.out_proj.weight",
+        &[h, h],
+        &ckpt.tensor("attention.out_proj.weight").data,
+    );
+    let ob = g.init_f32(
+        "attention.out_proj.bias",
+        &[h],
+        &ckpt.tensor("attention.out_proj.bias").data,
+    );
     let ctx = g.linear(&ctx, &ow, &ob, "attention_context");
-    let wm = g.node("ReduceMean", &[&w], "", vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)]); // (B,1,S)
+    let wm = g.node(
+        "ReduceMean",
+        &[&w],
+        "",
+        vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)],
+    ); // (B,1,S)
     g.node("Reshape", &[&wm, &shape_b], "attention_weights", vec![]);
 
     // 4. heads
@@ -357,7 +469,10 @@ mod tests {
     fn gate_reorder_maps_ifgo_to_iofc() {
         // h = 1, cols = 2: rows i, f, g, o
         let data = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5];
-        assert_eq!(reorder_gates(&data, 1, 2), vec![1.0, 1.5, 4.0, 4.5, 2.0, 2.5, 3.0, 3.5]);
+        assert_eq!(
+            reorder_gates(&data, 1, 2),
+            vec![1.0, 1.5, 4.0, 4.5, 2.0, 2.5, 3.0, 3.5]
+        );
     }
 
     #[test]

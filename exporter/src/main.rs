@@ -105,19 +105,29 @@ fn backends(s: &str) -> anyhow::Result<Vec<BackendChoice>> {
     if s == "all" {
         return Ok(vec![BackendChoice::OrtCpu, BackendChoice::Tract]);
     }
-    s.split(',').map(|b| b.parse::<BackendChoice>().map_err(anyhow::Error::from)).collect()
+    s.split(',')
+        .map(|b| b.parse::<BackendChoice>().map_err(anyhow::Error::from))
+        .collect()
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cmd = match (cli.command, cli.export) {
         (Some(c), _) => c,
         (None, Some(e)) => Command::Export(e),
-        (None, None) => anyhow::bail!("give --checkpoint CKPT --out model.onnx, or a subcommand (see --help)"),
+        (None, None) => {
+            anyhow::bail!("give --checkpoint CKPT --out model.onnx, or a subcommand (see --help)")
+        }
     };
     match cmd {
         Command::Export(a) => {
-            let r = export(&a.checkpoint, &a.out, &ExportOptions { tolerance: a.tolerance })
-                .with_context(|| format!("exporting {}", a.checkpoint.display()))?;
+            let r = export(
+                &a.checkpoint,
+                &a.out,
+                &ExportOptions {
+                    tolerance: a.tolerance,
+                },
+            )
+            .with_context(|| format!("exporting {}", a.checkpoint.display()))?;
             println!(
                 "wrote {} ({} bytes, model_version {}) and {}; tract parity on {} probe windows: max abs diff {:.2e}",
                 r.onnx_path.display(),
@@ -137,20 +147,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ort_dylib_path: a.ort_dylib_path,
                 seed: a.seed,
             };
-            let report = verify(&a.checkpoint, &a.model, &opts)
-                .with_context(|| format!("verifying {} against {}", a.model.display(), a.checkpoint.display()))?;
+            let report = verify(&a.checkpoint, &a.model, &opts).with_context(|| {
+                format!(
+                    "verifying {} against {}",
+                    a.model.display(),
+                    a.checkpoint.display()
+                )
+            })?;
             for c in &report.cases {
-                let mark = if c.passed(report.tolerance) { "ok  " } else { "FAIL" };
+                let mark = if c.passed(report.tolerance) {
+                    "ok  "
+                } else {
+                    "FAIL"
+                };
                 println!("{mark} {c}");
             }
             if let Some(p) = a.json {
-                std::fs::write(&p, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+                std::fs::write(&p, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
             }
             if report.passed() {
-                println!("parity OK: worst max abs diff {:.2e} <= {:e}", report.worst(), report.tolerance);
+                println!(
+                    "parity OK: worst max abs diff {:.2e} <= {:e}",
+                    report.worst(),
+                    report.tolerance
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!("parity FAILED: worst max abs diff {:.2e} > {:e}", report.worst(), report.tolerance);
+                println!(
+                    "parity FAILED: worst max abs diff {:.2e} > {:e}",
+                    report.worst(),
+                    report.tolerance
+                );
                 Ok(ExitCode::from(1))
             }
         }
@@ -169,7 +197,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{:<9} {:>6} {:>14.0}", r.backend, r.batch, r.windows_per_s);
             }
             if let Some(p) = a.json {
-                std::fs::write(&p, serde_json::to_vec_pretty(&results)?).with_context(|| format!("writing {}", p.display()))?;
+                std::fs::write(&p, serde_json::to_vec_pretty(&results)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -179,15 +208,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Reads the `features` tensor of a safetensors file (any (n, seq, dim)).
 fn load_inputs(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    let t = st.tensor("features").with_context(|| format!("{}: no tensor \"features\"", path.display()))?;
-    anyhow::ensure!(t.dtype() == safetensors::Dtype::F32, "{}: features must be F32", path.display());
-    Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    let t = st
+        .tensor("features")
+        .with_context(|| format!("{}: no tensor \"features\"", path.display()))?;
+    anyhow::ensure!(
+        t.dtype() == safetensors::Dtype::F32,
+        "{}: features must be F32",
+        path.display()
+    );
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {

@@ -26,7 +26,10 @@ pub struct ParityCase {
 impl ParityCase {
     /// The largest difference over all outputs.
     pub fn worst(&self) -> f32 {
-        self.max_abs_diff.iter().map(|(_, d)| *d).fold(0.0, f32::max)
+        self.max_abs_diff
+            .iter()
+            .map(|(_, d)| *d)
+            .fold(0.0, f32::max)
     }
 
     /// True when every output is within `tol`.
@@ -37,7 +40,11 @@ impl ParityCase {
 
 impl fmt::Display for ParityCase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<9} {:<34} n={:<5}", self.backend, self.case, self.windows)?;
+        write!(
+            f,
+            "{:<9} {:<34} n={:<5}",
+            self.backend, self.case, self.windows
+        )?;
         for (name, d) in &self.max_abs_diff {
             write!(f, " {name}={d:.2e}")?;
         }
@@ -102,7 +109,11 @@ pub fn cycled_probe(probe: &Probe, batch: usize) -> (Vec<f32>, ModelOutputs) {
 
 /// Runs `batch` probe windows (cycled when `batch` exceeds the probe) through `model` and
 /// compares with the trainer's outputs stored in the probe.
-pub fn check_probe(model: &dyn InferenceModel, probe: &Probe, batch: usize) -> Result<ParityCase, InferError> {
+pub fn check_probe(
+    model: &dyn InferenceModel,
+    probe: &Probe,
+    batch: usize,
+) -> Result<ParityCase, InferError> {
     let (feats, expected) = cycled_probe(probe, batch);
     let got = model.predict(&feats, batch)?;
     Ok(ParityCase {

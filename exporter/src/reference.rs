@@ -39,10 +39,19 @@ fn rows(w: &Tensor, b: &[f32], from: usize, to: usize) -> (Tensor, Tensor) {
 /// Runs `batch` raw windows (batch, seq, dim) row-major; returns the five outputs (as f32).
 pub fn forward(ckpt: &Checkpoint, features: &[f32], batch: usize) -> ModelOutputs {
     let m = &ckpt.config.model;
-    let (s, d, h) = (ckpt.config.sequence.sequence_length, m.input_dim, m.hidden_dim);
+    let (s, d, h) = (
+        ckpt.config.sequence.sequence_length,
+        m.input_dim,
+        m.hidden_dim,
+    );
     let heads = m.num_attention_heads;
     let e = h / heads;
-    let std: Vec<f64> = ckpt.scaler.std.iter().map(|v| if *v == 0.0 { 1.0 } else { *v }).collect();
+    let std: Vec<f64> = ckpt
+        .scaler
+        .std
+        .iter()
+        .map(|v| if *v == 0.0 { 1.0 } else { *v })
+        .collect();
     let mut out = ModelOutputs {
         batch,
         seq_len: s,
@@ -73,7 +82,11 @@ pub fn forward(ckpt: &Checkpoint, features: &[f32], batch: usize) -> ModelOutput
                 let bhh = t(&format!("encoder.lstm.bias_hh_l{layer}{sfx}"));
                 let (mut hs, mut cs) = (vec![0.0f64; h], vec![0.0f64; h]);
                 let mut outs = vec![vec![0.0f64; h]; s];
-                let order: Vec<usize> = if k == 0 { (0..s).collect() } else { (0..s).rev().collect() };
+                let order: Vec<usize> = if k == 0 {
+                    (0..s).collect()
+                } else {
+                    (0..s).rev().collect()
+                };
                 for ti in order {
                     let a = linear(wih, bih, &seq[ti]);
                     let b = linear(whh, bhh, &hs);
@@ -90,12 +103,17 @@ pub fn forward(ckpt: &Checkpoint, features: &[f32], batch: usize) -> ModelOutput
                 finals.push(hs);
                 dir_outs.push(outs);
             }
-            seq = (0..s).map(|ti| dir_outs.iter().flat_map(|o| o[ti].clone()).collect()).collect();
+            seq = (0..s)
+                .map(|ti| dir_outs.iter().flat_map(|o| o[ti].clone()).collect())
+                .collect();
         }
         let final_state: Vec<f64> = finals.concat();
         let (enc, query) = if m.bidirectional {
             let (pw, pb) = (t("encoder.projection.weight"), t("encoder.projection.bias"));
-            (seq.iter().map(|x| linear(pw, pb, x)).collect::<Vec<_>>(), linear(pw, pb, &final_state))
+            (
+                seq.iter().map(|x| linear(pw, pb, x)).collect::<Vec<_>>(),
+                linear(pw, pb, &final_state),
+            )
         } else {
             (seq, final_state)
         };
@@ -114,7 +132,14 @@ pub fn forward(ckpt: &Checkpoint, features: &[f32], batch: usize) -> ModelOutput
             let r = n * e..(n + 1) * e;
             let scores: Vec<f64> = keys
                 .iter()
-                .map(|k| q[r.clone()].iter().zip(&k[r.clone()]).map(|(a, b)| a * b).sum::<f64>() * scale)
+                .map(|k| {
+                    q[r.clone()]
+                        .iter()
+                        .zip(&k[r.clone()])
+                        .map(|(a, b)| a * b)
+                        .sum::<f64>()
+                        * scale
+                })
                 .collect();
             let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let ex: Vec<f64> = scores.iter().map(|v| (v - mx).exp()).collect();
@@ -126,17 +151,34 @@ pub fn forward(ckpt: &Checkpoint, features: &[f32], batch: usize) -> ModelOutput
                 }
             }
         }
-        let ctx = linear(t("attention.out_proj.weight"), t("attention.out_proj.bias"), &ctx);
+        let ctx = linear(
+            t("attention.out_proj.weight"),
+            t("attention.out_proj.bias"),
+            &ctx,
+        );
         for head in ["head_7d", "head_30d"] {
             let mut x = ctx.clone();
             for i in 0..m.head_hidden_dims.len() {
-                x = linear(t(&format!("{head}.hidden.{i}.weight")), t(&format!("{head}.hidden.{i}.bias")), &x)
-                    .into_iter()
-                    .map(|v| v.max(0.0))
-                    .collect();
+                x = linear(
+                    t(&format!("{head}.hidden.{i}.weight")),
+                    t(&format!("{head}.hidden.{i}.bias")),
+                    &x,
+                )
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect();
             }
-            let trend = linear(t(&format!("{head}.trend.weight")), t(&format!("{head}.trend.bias")), &x)[0].tanh();
-            let dir = linear(t(&format!("{head}.direction.weight")), t(&format!("{head}.direction.bias")), &x);
+            let trend = linear(
+                t(&format!("{head}.trend.weight")),
+                t(&format!("{head}.trend.bias")),
+                &x,
+            )[0]
+            .tanh();
+            let dir = linear(
+                t(&format!("{head}.direction.weight")),
+                t(&format!("{head}.direction.bias")),
+                &x,
+            );
             let (tv, dv) = if head == "head_7d" {
                 (&mut out.trend_7d, &mut out.direction_7d)
             } else {

@@ -57,7 +57,10 @@ impl VerifyReport {
 /// to extreme z-scores (x100) -- shape (n, seq, dim).
 pub fn generated_windows(ckpt: &Checkpoint, n: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (s, d) = (ckpt.config.sequence.sequence_length, ckpt.config.model.input_dim);
+    let (s, d) = (
+        ckpt.config.sequence.sequence_length,
+        ckpt.config.model.input_dim,
+    );
     let std = ckpt.effective_std();
     let mut out = Vec::with_capacity(n * s * d);
     for w in 0..n {
@@ -77,7 +80,11 @@ pub fn generated_windows(ckpt: &Checkpoint, n: usize, seed: u64) -> Vec<f32> {
 /// Runs the parity suite: for every backend, the probe at its own size and at
 /// [`BATCH_SIZES`] against the trainer's outputs, generated windows against the float64
 /// reference, and (with two or more backends) generated windows against the first backend.
-pub fn verify(ckpt_dir: &Path, model_path: &Path, opts: &VerifyOptions) -> Result<VerifyReport, ExportError> {
+pub fn verify(
+    ckpt_dir: &Path,
+    model_path: &Path,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, ExportError> {
     let ckpt = Checkpoint::load(ckpt_dir)?;
     let mut cases = Vec::new();
     let mut models: Vec<Box<dyn InferenceModel>> = Vec::new();

@@ -13,13 +13,19 @@ use trendscore_exporter::{export, ExportError, ExportOptions};
 use trendscore_infer::{load_model, BackendChoice, BackendKind, InferError, LoadOptions};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Makes (once per test binary) a checkpoint for `preset` and returns its directory.
 fn checkpoint(preset: &'static str) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let root = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().join(preset);
+    let root = DIR
+        .get_or_init(|| tempfile::tempdir().unwrap())
+        .path()
+        .join(preset);
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if !root.join("probe.safetensors").exists() {
@@ -60,7 +66,8 @@ fn export_and_verify(preset: &'static str) {
     assert!(report.parity.passed(1e-5), "{}", report.parity);
     assert!(report.parity.windows >= 64);
 
-    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("model.json")).unwrap()).unwrap();
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("model.json")).unwrap()).unwrap();
     assert_eq!(card["model_version"], report.model_version);
     assert_eq!(card["sequence_length"], 12);
     assert_eq!(card["feature_names"].as_array().unwrap().len(), 62);
@@ -84,13 +91,21 @@ fn export_and_verify(preset: &'static str) {
     for backend in ["ort-cpu", "tract"] {
         for b in BATCH_SIZES {
             assert!(
-                v.cases.iter().any(|c| c.backend == backend && c.windows == b && c.case.contains("probe")),
+                v.cases
+                    .iter()
+                    .any(|c| c.backend == backend && c.windows == b && c.case.contains("probe")),
                 "{backend} batch {b} not covered"
             );
         }
-        assert!(v.cases.iter().any(|c| c.backend == backend && c.case.contains("f64 reference")));
+        assert!(v
+            .cases
+            .iter()
+            .any(|c| c.backend == backend && c.case.contains("f64 reference")));
     }
-    assert!(v.cases.iter().any(|c| c.case.contains("vs ort-cpu") && c.windows == 1024));
+    assert!(v
+        .cases
+        .iter()
+        .any(|c| c.case.contains("vs ort-cpu") && c.windows == 1024));
 }
 
 #[test]
@@ -123,7 +138,10 @@ fn auto_backend_falls_back_to_tract_without_cuda_and_ort_cuda_errors() {
     assert_eq!(info.input_dim, 62);
     assert_eq!(info.horizons, vec![7, 30]);
     assert_eq!(info.feature_names[61], "feature_61");
-    assert_eq!(info.model_version, Checkpoint::load(&ckpt).unwrap().weights_sha256);
+    assert_eq!(
+        info.model_version,
+        Checkpoint::load(&ckpt).unwrap().weights_sha256
+    );
     let err = load_model(
         &out,
         &LoadOptions {
@@ -147,7 +165,11 @@ fn auto_backend_falls_back_to_tract_without_cuda_and_ort_cuda_errors() {
     assert_eq!(cpu.backend(), BackendKind::OrtCpu);
     // wrong input length is a clear error, not a panic
     let err = cpu.predict(&[0.0; 10], 1).err().unwrap();
-    assert!(err.to_string().contains("expected batch 1 x sequence_length 12 x input_dim 62"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("expected batch 1 x sequence_length 12 x input_dim 62"),
+        "{err}"
+    );
     // outputs are probabilities / weights
     let probe = Checkpoint::load(&ckpt).unwrap().probe;
     let o = cpu.predict(&probe.features.data, probe.len()).unwrap();
@@ -161,13 +183,21 @@ fn auto_backend_falls_back_to_tract_without_cuda_and_ort_cuda_errors() {
 fn export_err(ckpt: &Path) -> (ExportError, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.onnx");
-    let err = export(ckpt, &out, &ExportOptions::default()).err().expect("export must fail");
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "a failed export left files behind");
+    let err = export(ckpt, &out, &ExportOptions::default())
+        .err()
+        .expect("export must fail");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "a failed export left files behind"
+    );
     (err, dir)
 }
 
 /// Rewrites model.safetensors through `f` (name -> (shape, data)).
-fn rewrite_weights(ckpt: &Path, f: impl FnOnce(&mut std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>)) {
+fn rewrite_weights(
+    ckpt: &Path,
+    f: impl FnOnce(&mut std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>),
+) {
     let path = ckpt.join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -175,7 +205,11 @@ fn rewrite_weights(ckpt: &Path, f: impl FnOnce(&mut std::collections::BTreeMap<S
         .tensors()
         .into_iter()
         .map(|(n, v)| {
-            let data = v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let data = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             (n, (v.shape().to_vec(), data))
         })
         .collect();
@@ -186,7 +220,13 @@ fn rewrite_weights(ckpt: &Path, f: impl FnOnce(&mut std::collections::BTreeMap<S
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = raw
         .iter()
-        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &path).unwrap();
 }
@@ -219,7 +259,10 @@ fn missing_tensor_is_named() {
     });
     let (err, _o) = export_err(&ckpt);
     let s = err.to_string();
-    assert!(s.contains("head_30d.direction.bias") && s.contains("missing"), "{s}");
+    assert!(
+        s.contains("head_30d.direction.bias") && s.contains("missing"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -232,18 +275,27 @@ fn wrong_shape_is_named_with_expected_and_found() {
     });
     let (err, _o) = export_err(&ckpt);
     let s = err.to_string();
-    assert!(s.contains("attention.out_proj.bias") && s.contains("[47]") && s.contains("[48]"), "{s}");
+    assert!(
+        s.contains("attention.out_proj.bias") && s.contains("[47]") && s.contains("[48]"),
+        "{s}"
+    );
 }
 
 #[test]
 fn extra_tensor_means_config_does_not_match_weights() {
     let (_d, ckpt) = copy_of("unidirectional");
     rewrite_weights(&ckpt, |m| {
-        m.insert("encoder.lstm.weight_ih_l1".into(), (vec![2], vec![0.0, 0.0]));
+        m.insert(
+            "encoder.lstm.weight_ih_l1".into(),
+            (vec![2], vec![0.0, 0.0]),
+        );
     });
     let (err, _o) = export_err(&ckpt);
     let s = err.to_string();
-    assert!(s.contains("encoder.lstm.weight_ih_l1") && s.contains("config does not match"), "{s}");
+    assert!(
+        s.contains("encoder.lstm.weight_ih_l1") && s.contains("config does not match"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -274,7 +326,10 @@ fn scaler_of_the_wrong_width_is_refused() {
     std::fs::write(&p, serde_json::to_vec(&sc).unwrap()).unwrap();
     let (err, _o) = export_err(&ckpt);
     let s = err.to_string();
-    assert!(s.contains("scaler.json") && s.contains("mean has 61 entries"), "{s}");
+    assert!(
+        s.contains("scaler.json") && s.contains("mean has 61 entries"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -297,14 +352,22 @@ fn exporter_never_writes_a_model_that_fails_its_probe() {
     let (err, _o) = export_err(&ckpt);
     assert!(matches!(err, ExportError::Parity { .. }), "{err}");
     let s = err.to_string();
-    assert!(s.contains("7day_trend") && s.contains("nothing written"), "{s}");
+    assert!(
+        s.contains("7day_trend") && s.contains("nothing written"),
+        "{s}"
+    );
 }
 
 #[test]
 fn verify_rejects_a_model_from_another_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.onnx");
-    export(&checkpoint("unidirectional"), &out, &ExportOptions::default()).unwrap();
+    export(
+        &checkpoint("unidirectional"),
+        &out,
+        &ExportOptions::default(),
+    )
+    .unwrap();
     let err = verify(
         &checkpoint("deep"),
         &out,
@@ -318,5 +381,8 @@ fn verify_rejects_a_model_from_another_checkpoint() {
     )
     .err()
     .expect("mismatched model");
-    assert!(err.to_string().contains("exported from another checkpoint"), "{err}");
+    assert!(
+        err.to_string().contains("exported from another checkpoint"),
+        "{err}"
+    );
 }

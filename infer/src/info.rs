@@ -60,27 +60,41 @@ impl ModelInfo {
     /// property of the contract is missing or malformed, the input is not
     /// `features` (batch, sequence_length, input_dim) float32, or an output name is missing.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<ModelInfo, InferError> {
-        let model = pb::ModelProto::decode(bytes).map_err(|e| bad(format!("protobuf decode failed: {e}")))?;
+        let model = pb::ModelProto::decode(bytes)
+            .map_err(|e| bad(format!("protobuf decode failed: {e}")))?;
         let graph = model.graph.as_ref().ok_or_else(|| bad("no graph"))?;
         let props: HashMap<&str, &str> = model
             .metadata_props
             .iter()
             .map(|p| (p.key.as_str(), p.value.as_str()))
             .collect();
-        let prop = |k: &str| props.get(k).copied().ok_or_else(|| bad(format!("metadata property {k:?} missing")));
+        let prop = |k: &str| {
+            props
+                .get(k)
+                .copied()
+                .ok_or_else(|| bad(format!("metadata property {k:?} missing")))
+        };
 
         let model_version = prop("model_version")?.to_string();
         if model_version.is_empty() {
             return Err(bad("metadata property \"model_version\" is empty"));
         }
-        let feature_names: Vec<String> = serde_json::from_str(prop("feature_names")?)
-            .map_err(|e| bad(format!("metadata property \"feature_names\" is not a JSON list of strings: {e}")))?;
-        let sequence_length: usize = prop("sequence_length")?
-            .trim()
-            .parse()
-            .map_err(|e| bad(format!("metadata property \"sequence_length\" is not an integer: {e}")))?;
-        let horizons: Vec<u32> = serde_json::from_str(prop("horizons")?)
-            .map_err(|e| bad(format!("metadata property \"horizons\" is not a JSON list of integers: {e}")))?;
+        let feature_names: Vec<String> =
+            serde_json::from_str(prop("feature_names")?).map_err(|e| {
+                bad(format!(
+                    "metadata property \"feature_names\" is not a JSON list of strings: {e}"
+                ))
+            })?;
+        let sequence_length: usize = prop("sequence_length")?.trim().parse().map_err(|e| {
+            bad(format!(
+                "metadata property \"sequence_length\" is not an integer: {e}"
+            ))
+        })?;
+        let horizons: Vec<u32> = serde_json::from_str(prop("horizons")?).map_err(|e| {
+            bad(format!(
+                "metadata property \"horizons\" is not a JSON list of integers: {e}"
+            ))
+        })?;
         let metrics_json = prop("metrics")?.to_string();
         serde_json::from_str::<serde_json::Value>(&metrics_json)
             .map_err(|e| bad(format!("metadata property \"metrics\" is not JSON: {e}")))?;
@@ -93,7 +107,9 @@ impl ModelInfo {
         let dims = dims_of(input).ok_or_else(|| bad("input \"features\" has no tensor shape"))?;
         let (seq, dim) = match dims.as_slice() {
             [_, Some(s), Some(d)] => (*s as usize, *d as usize),
-            _ => return Err(bad(format!("input \"features\" must be (batch, seq, dim) with fixed seq and dim, got {dims:?}"))),
+            _ => return Err(bad(format!(
+                "input \"features\" must be (batch, seq, dim) with fixed seq and dim, got {dims:?}"
+            ))),
         };
         if seq != sequence_length {
             return Err(bad(format!(

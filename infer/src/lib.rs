@@ -149,40 +149,54 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Box<dyn InferenceMo
     match opts.backend {
         BackendChoice::Tract => {
             tracing::info!(model = %path.display(), backend = "tract", "loading model: tract requested");
-            Ok(Box::new(tract_backend::TractModel::from_bytes(&bytes, info, opts)?))
+            Ok(Box::new(tract_backend::TractModel::from_bytes(
+                &bytes, info, opts,
+            )?))
         }
         BackendChoice::OrtCpu => {
             tracing::info!(model = %path.display(), backend = "ort-cpu", "loading model: ort-cpu requested");
-            Ok(Box::new(ort_backend::OrtModel::from_bytes(&bytes, info, opts, false)?))
+            Ok(Box::new(ort_backend::OrtModel::from_bytes(
+                &bytes, info, opts, false,
+            )?))
         }
         BackendChoice::OrtCuda => {
             tracing::info!(model = %path.display(), backend = "ort-cuda", "loading model: ort-cuda requested");
-            Ok(Box::new(ort_backend::OrtModel::from_bytes(&bytes, info, opts, true)?))
+            Ok(Box::new(ort_backend::OrtModel::from_bytes(
+                &bytes, info, opts, true,
+            )?))
         }
-        BackendChoice::Auto => match ort_backend::OrtModel::from_bytes(&bytes, info.clone(), opts, true) {
-            Ok(m) => {
-                tracing::info!(
-                    model = %path.display(),
-                    backend = "ort-cuda",
-                    "loading model: auto chose ONNX Runtime with the CUDA execution provider"
-                );
-                Ok(Box::new(m))
+        BackendChoice::Auto => {
+            match ort_backend::OrtModel::from_bytes(&bytes, info.clone(), opts, true) {
+                Ok(m) => {
+                    tracing::info!(
+                        model = %path.display(),
+                        backend = "ort-cuda",
+                        "loading model: auto chose ONNX Runtime with the CUDA execution provider"
+                    );
+                    Ok(Box::new(m))
+                }
+                Err(why) => {
+                    tracing::info!(
+                        model = %path.display(),
+                        backend = "tract",
+                        reason = %why,
+                        "loading model: auto fell back to tract on CPU because ort-cuda is unavailable"
+                    );
+                    Ok(Box::new(tract_backend::TractModel::from_bytes(
+                        &bytes, info, opts,
+                    )?))
+                }
             }
-            Err(why) => {
-                tracing::info!(
-                    model = %path.display(),
-                    backend = "tract",
-                    reason = %why,
-                    "loading model: auto fell back to tract on CPU because ort-cuda is unavailable"
-                );
-                Ok(Box::new(tract_backend::TractModel::from_bytes(&bytes, info, opts)?))
-            }
-        },
+        }
     }
 }
 
 /// Checks the length of a raw feature buffer against the model's window shape.
-pub(crate) fn check_input(info: &ModelInfo, features: &[f32], batch: usize) -> Result<(), InferError> {
+pub(crate) fn check_input(
+    info: &ModelInfo,
+    features: &[f32],
+    batch: usize,
+) -> Result<(), InferError> {
     let want = batch * info.sequence_length * info.input_dim;
     if batch == 0 || features.len() != want {
         return Err(InferError::InputShape {
@@ -225,7 +239,8 @@ mod tests {
 
     #[test]
     fn load_options_reject_unknown_keys() {
-        let ok: LoadOptions = serde_json::from_str(r#"{"backend":"ort-cpu","intra_threads":2}"#).unwrap();
+        let ok: LoadOptions =
+            serde_json::from_str(r#"{"backend":"ort-cpu","intra_threads":2}"#).unwrap();
         assert_eq!(ok.backend, BackendChoice::OrtCpu);
         assert_eq!(ok.intra_threads, Some(2));
         assert!(serde_json::from_str::<LoadOptions>(r#"{"backnd":"tract"}"#).is_err());
@@ -233,9 +248,12 @@ mod tests {
 
     #[test]
     fn missing_model_file_is_a_clear_io_error() {
-        let err = load_model(Path::new("/nonexistent/model.onnx"), &LoadOptions::default())
-            .err()
-            .expect("must fail");
+        let err = load_model(
+            Path::new("/nonexistent/model.onnx"),
+            &LoadOptions::default(),
+        )
+        .err()
+        .expect("must fail");
         assert!(err.to_string().contains("/nonexistent/model.onnx"), "{err}");
     }
 
@@ -244,9 +262,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.onnx");
         std::fs::write(&p, b"this is not an onnx protobuf").unwrap();
-        let err = load_model(&p, &LoadOptions { backend: BackendChoice::Tract, ..Default::default() })
-            .err()
-            .expect("must fail");
+        let err = load_model(
+            &p,
+            &LoadOptions {
+                backend: BackendChoice::Tract,
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("must fail");
         assert!(err.to_string().contains("bad.onnx"), "{err}");
     }
 }

@@ -16,12 +16,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use ort::ep::ExecutionProvider;
 use ort::environment::Environment;
+use ort::ep::ExecutionProvider;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::{check_input, BackendKind, InferError, InferenceModel, LoadOptions, ModelInfo, ModelOutputs, OUTPUT_NAMES};
+use crate::{
+    check_input, BackendKind, InferError, InferenceModel, LoadOptions, ModelInfo, ModelOutputs,
+    OUTPUT_NAMES,
+};
 
 /// The loaded ONNX Runtime environment (or why loading failed), with the library path.
 static ENVIRONMENT: OnceLock<Result<(Environment, PathBuf), String>> = OnceLock::new();
@@ -35,7 +38,10 @@ pub fn find_ort_library(configured: Option<&Path>) -> Result<PathBuf, InferError
         if p.is_file() {
             return Ok(p.to_path_buf());
         }
-        tried.push(format!("config ort_dylib_path {} (not a file)", p.display()));
+        tried.push(format!(
+            "config ort_dylib_path {} (not a file)",
+            p.display()
+        ));
     }
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         let p = PathBuf::from(p);
@@ -149,7 +155,12 @@ pub struct OrtModel {
 impl OrtModel {
     /// Creates a session for the ONNX `bytes`; with `cuda`, the CUDA execution provider must
     /// register or this fails with [`InferError::CudaUnavailable`].
-    pub fn from_bytes(bytes: &[u8], info: ModelInfo, opts: &LoadOptions, cuda: bool) -> Result<Self, InferError> {
+    pub fn from_bytes(
+        bytes: &[u8],
+        info: ModelInfo,
+        opts: &LoadOptions,
+        cuda: bool,
+    ) -> Result<Self, InferError> {
         let env = environment(opts.ort_dylib_path.as_deref())?;
         let mut builder = Session::builder(env).map_err(berr)?;
         if let Some(n) = opts.intra_threads {
@@ -199,14 +210,24 @@ impl InferenceModel for OrtModel {
 
     fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
         check_input(&self.info, features, batch)?;
-        let backend: &'static str = if self.kind == BackendKind::OrtCuda { "ort-cuda" } else { "ort-cpu" };
+        let backend: &'static str = if self.kind == BackendKind::OrtCuda {
+            "ort-cuda"
+        } else {
+            "ort-cpu"
+        };
         let rerr = |e: ort::Error| InferError::Run {
             backend,
             reason: e.to_string(),
         };
-        let input = TensorRef::from_array_view(([batch, self.info.sequence_length, self.info.input_dim], features)).map_err(rerr)?;
+        let input = TensorRef::from_array_view((
+            [batch, self.info.sequence_length, self.info.input_dim],
+            features,
+        ))
+        .map_err(rerr)?;
         let mut session = self.session.lock().expect("ort session poisoned");
-        let outputs = session.run(ort::inputs![crate::INPUT_NAME => input]).map_err(rerr)?;
+        let outputs = session
+            .run(ort::inputs![crate::INPUT_NAME => input])
+            .map_err(rerr)?;
         let take = |name: &str| -> Result<Vec<f32>, InferError> {
             let v = outputs.get(name).ok_or_else(|| InferError::Run {
                 backend,
@@ -238,7 +259,10 @@ mod tests {
         let r = find_ort_library(Some(Path::new("/nonexistent/libonnxruntime.so")));
         match r {
             Ok(p) => assert!(p.is_file(), "found {p:?}"),
-            Err(e) => assert!(e.to_string().contains("/nonexistent/libonnxruntime.so"), "{e}"),
+            Err(e) => assert!(
+                e.to_string().contains("/nonexistent/libonnxruntime.so"),
+                "{e}"
+            ),
         }
     }
 }

@@ -107,7 +107,10 @@ mod tests {
         assert!((o.p_up_7d(0) - 0.5).abs() < 1e-7);
         let want = 1.0 / (1.0 + (2.0f32).exp());
         assert!((o.p_up_7d(1) - want).abs() < 1e-7);
-        assert!((o.p_up_30d(0) - 1.0).abs() < 1e-7, "no overflow for large logits");
+        assert!(
+            (o.p_up_30d(0) - 1.0).abs() < 1e-7,
+            "no overflow for large logits"
+        );
         let want = (3.0f32).exp() / ((2.0f32).exp() + (3.0f32).exp());
         assert!((o.p_up_30d(1) - want).abs() < 1e-6);
     }

@@ -11,11 +11,14 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::{
-    tvec, DatumExt, Framework, InferenceModel as TractInferenceModel, InferenceModelExt, IntoTValue, RunOptions, Tensor,
-    TypedRunnableModel,
+    tvec, DatumExt, Framework, InferenceModel as TractInferenceModel, InferenceModelExt,
+    IntoTValue, RunOptions, Tensor, TypedRunnableModel,
 };
 
-use crate::{check_input, BackendKind, InferError, InferenceModel, LoadOptions, ModelInfo, ModelOutputs, OUTPUT_NAMES};
+use crate::{
+    check_input, BackendKind, InferError, InferenceModel, LoadOptions, ModelInfo, ModelOutputs,
+    OUTPUT_NAMES,
+};
 
 /// How many batch sizes get their own concretised plan.
 pub const MAX_CACHED_PLANS: usize = 16;
@@ -50,7 +53,11 @@ pub struct TractModel {
 
 impl TractModel {
     /// Parses `bytes` (an ONNX model described by `info`) and prepares the batch-1 plan.
-    pub fn from_bytes(bytes: &[u8], info: ModelInfo, opts: &LoadOptions) -> Result<Self, InferError> {
+    pub fn from_bytes(
+        bytes: &[u8],
+        info: ModelInfo,
+        opts: &LoadOptions,
+    ) -> Result<Self, InferError> {
         let inference = tract_onnx::onnx()
             .model_for_read(&mut Cursor::new(bytes))
             .map_err(terr)?;
@@ -59,11 +66,17 @@ impl TractModel {
         for (k, name) in OUTPUT_NAMES.iter().enumerate() {
             output_order[k] = outlets
                 .iter()
-                .position(|o| inference.node(o.node).name == *name || inference.outlet_label(*o) == Some(*name))
+                .position(|o| {
+                    inference.node(o.node).name == *name
+                        || inference.outlet_label(*o) == Some(*name)
+                })
                 .ok_or_else(|| terr(format!("output {name:?} not found in the tract graph")))?;
         }
-        let run_options = RunOptions::default();
-        let _ = opts.intra_threads; // tract runs single-threaded here (see README)
+        let mut run_options = RunOptions::default();
+        if let Some(n) = opts.intra_threads.filter(|n| *n > 1) {
+            // A private rayon pool of n threads for tract's matrix products.
+            run_options.executor = Some(tract_linalg::multithread::Executor::multithread(n));
+        }
         let model = TractModel {
             info,
             inference,
@@ -119,12 +132,20 @@ impl InferenceModel for TractModel {
 
     fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
         check_input(&self.info, features, batch)?;
-        let input = Tensor::from_shape(&[batch, self.info.sequence_length, self.info.input_dim], features).map_err(rerr)?;
+        let input = Tensor::from_shape(
+            &[batch, self.info.sequence_length, self.info.input_dim],
+            features,
+        )
+        .map_err(rerr)?;
         let plan = self.plan_for(batch)?;
         let outs = plan.run(tvec!(input.into_tvalue())).map_err(rerr)?;
         let take = |k: usize| -> Result<Vec<f32>, InferError> {
             let t = &outs[self.output_order[k]];
-            Ok(t.try_as_plain_ram().map_err(rerr)?.as_slice::<f32>().map_err(rerr)?.to_vec())
+            Ok(t.try_as_plain_ram()
+                .map_err(rerr)?
+                .as_slice::<f32>()
+                .map_err(rerr)?
+                .to_vec())
         };
         ModelOutputs {
             batch,
