@@ -47,9 +47,9 @@ pub enum ScorerError {
         #[source]
         source: parquet::errors::ParquetError,
     },
-    /// A schema-level failure (reading rows, building batches).
+    /// A schema-level failure (reading rows, building batches); boxed, it is large.
     #[error(transparent)]
-    Schema(#[from] trendscore_schemas::SchemaError),
+    Schema(Box<trendscore_schemas::SchemaError>),
     /// The model failed to load or to run.
     #[error("model: {0}")]
     Model(String),
@@ -59,6 +59,12 @@ pub enum ScorerError {
     /// An internal invariant broke (a bug): the process should stop.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<trendscore_schemas::SchemaError> for ScorerError {
+    fn from(e: trendscore_schemas::SchemaError) -> Self {
+        ScorerError::Schema(Box::new(e))
+    }
 }
 
 /// Result alias for the scorer library.
