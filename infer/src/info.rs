@@ -107,9 +107,11 @@ impl ModelInfo {
         let dims = dims_of(input).ok_or_else(|| bad("input \"features\" has no tensor shape"))?;
         let (seq, dim) = match dims.as_slice() {
             [_, Some(s), Some(d)] => (*s as usize, *d as usize),
-            _ => return Err(bad(format!(
+            _ => {
+                return Err(bad(format!(
                 "input \"features\" must be (batch, seq, dim) with fixed seq and dim, got {dims:?}"
-            ))),
+            )))
+            }
         };
         if seq != sequence_length {
             return Err(bad(format!(

@@ -99,7 +99,7 @@ impl TractModel {
                 return Ok(plan);
             }
         }
-        let fact = f32::fact(&[batch, self.info.sequence_length, self.info.input_dim]);
+        let fact = f32::fact([batch, self.info.sequence_length, self.info.input_dim]);
         // tract unwraps in places; a panic while planning becomes an error, not a crash.
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.inference
