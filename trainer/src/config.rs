@@ -11,7 +11,7 @@ use trendscore_schemas::{feature_names, NUM_FEATURES, SEQUENCE_LENGTH};
 use crate::error::TrainerError;
 
 /// Everything `trainer fit` needs besides the data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Model sizes (DESIGN.md's architecture).
@@ -28,20 +28,6 @@ pub struct TrainConfig {
     pub sequence: SequenceConfig,
     /// Which feature columns feed the model, by name, in order.
     pub features: FeaturesConfig,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            model: ModelConfig::default(),
-            training: TrainingConfig::default(),
-            loss: LossConfig::default(),
-            optimizer: OptimizerConfig::default(),
-            scheduler: SchedulerConfig::default(),
-            sequence: SequenceConfig::default(),
-            features: FeaturesConfig::default(),
-        }
-    }
 }
 
 /// Model sizes; names and defaults match the guide's `LSTMModelConfig` and the `model` section
@@ -338,7 +324,7 @@ impl TrainConfig {
                 "model.hidden_dim, num_lstm_layers and num_attention_heads must be > 0".into(),
             );
         }
-        if m.hidden_dim % m.num_attention_heads != 0 {
+        if !m.hidden_dim.is_multiple_of(m.num_attention_heads) {
             return bad(format!(
                 "model.num_attention_heads ({}) must divide model.hidden_dim ({})",
                 m.num_attention_heads, m.hidden_dim
