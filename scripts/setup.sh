@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
-APT_PACKAGES=(protobuf-compiler cmake pkg-config)
+# make and g++ build librdkafka (rdkafka-sys); a TrueType font draws the text of the plots.
+APT_PACKAGES=(pkg-config make g++ fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
