@@ -250,7 +250,7 @@ pub fn read_config(path: &Path) -> Result<CheckpointConfig, ExportError> {
             "model: input_dim, hidden_dim, num_lstm_layers and num_attention_heads must be >= 1",
         ));
     }
-    if m.hidden_dim % m.num_attention_heads != 0 {
+    if !m.hidden_dim.is_multiple_of(m.num_attention_heads) {
         return Err(inconsistent(
             path,
             format!(

@@ -9,7 +9,7 @@
 //! - [`reference`]: an independent float64 forward pass from the PyTorch-layout weights.
 //! - [`verify`]: the parity suite over backends and batch sizes (`exporter verify`).
 //! - [`bench`]: windows/s per backend and batch size (`exporter bench`).
-//! - [`error`]: [`ExportError`].
+//! - [`error`] holds [`ExportError`].
 //!
 //! This crate does not link libtorch; the trainer's outputs reach it through the checkpoint's
 //! `probe.safetensors`.

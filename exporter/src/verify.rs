@@ -66,11 +66,11 @@ pub fn generated_windows(ckpt: &Checkpoint, n: usize, seed: u64) -> Vec<f32> {
     for w in 0..n {
         let amp = if w % 8 == 7 { 100.0 } else { 2.0 };
         for _t in 0..s {
-            for j in 0..d {
+            for (j, sd) in std.iter().enumerate().take(d) {
                 // Box-Muller from two uniforms: no extra distribution crate needed.
                 let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
                 let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-                out.push((ckpt.scaler.mean[j] + std[j] as f64 * amp * z) as f32);
+                out.push((ckpt.scaler.mean[j] + *sd as f64 * amp * z) as f32);
             }
         }
     }

@@ -183,9 +183,9 @@ fn auto_backend_falls_back_to_tract_without_cuda_and_ort_cuda_errors() {
 fn export_err(ckpt: &Path) -> (ExportError, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.onnx");
-    let err = export(ckpt, &out, &ExportOptions::default())
-        .err()
-        .expect("export must fail");
+    let Err(err) = export(ckpt, &out, &ExportOptions::default()) else {
+        panic!("export must fail");
+    };
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "a failed export left files behind"
@@ -368,7 +368,7 @@ fn verify_rejects_a_model_from_another_checkpoint() {
         &ExportOptions::default(),
     )
     .unwrap();
-    let err = verify(
+    let Err(err) = verify(
         &checkpoint("deep"),
         &out,
         &VerifyOptions {
@@ -378,9 +378,9 @@ fn verify_rejects_a_model_from_another_checkpoint() {
             ort_dylib_path: None,
             seed: 1,
         },
-    )
-    .err()
-    .expect("mismatched model");
+    ) else {
+        panic!("mismatched model");
+    };
     assert!(
         err.to_string().contains("exported from another checkpoint"),
         "{err}"
