@@ -46,6 +46,11 @@ pub struct KafkaConfig {
     /// Dead-letter topic (original key/value, reason headers); empty = log and count only.
     /// Default `weekly-rows-dlq`.
     pub dead_letter_topic: String,
+    /// Compacted changelog topic of window state (key = ticker, one partition per input
+    /// partition); empty = off, and a newly assigned partition's windows are then rebuilt by
+    /// replaying the whole input partition (needs unlimited input retention).
+    /// Default `weekly-rows-changelog`.
+    pub changelog_topic: String,
     /// Consumer group id. Default `trendscore-scorer`.
     pub group: String,
     /// `session.timeout.ms` of the consumer. Default 10000.
@@ -67,6 +72,7 @@ impl Default for KafkaConfig {
             input_topic: "weekly-rows".into(),
             predictions_topic: "predictions".into(),
             dead_letter_topic: "weekly-rows-dlq".into(),
+            changelog_topic: "weekly-rows-changelog".into(),
             group: "trendscore-scorer".into(),
             session_timeout_ms: 10_000,
             commit_interval_ms: 5_000,

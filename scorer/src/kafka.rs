@@ -138,6 +138,51 @@ pub struct TopicSpec {
     pub name: String,
     /// Partitions.
     pub partitions: i32,
+    /// Topic configs, e.g. `cleanup.policy = compact`.
+    pub config: Vec<(String, String)>,
+}
+
+impl TopicSpec {
+    /// A plain topic.
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            config: Vec::new(),
+        }
+    }
+
+    /// A compacted topic (the window changelog).
+    pub fn compacted(name: impl Into<String>, partitions: i32) -> Self {
+        Self {
+            config: vec![("cleanup.policy".into(), "compact".into())],
+            ..Self::new(name, partitions)
+        }
+    }
+}
+
+/// The changelog producer: the shared settings plus `enable.gapless.guarantee`, so a failed
+/// batch stops the producer instead of letting a later marker land after a lost record.
+pub fn changelog_producer(k: &KafkaConfig) -> Result<Arc<ScorerProducer>> {
+    let mut c = producer_config(k);
+    c.set("enable.gapless.guarantee", "true");
+    let p: ScorerProducer = c.create_with_context(CountingContext::default())?;
+    Ok(Arc::new(p))
+}
+
+/// Partition count of `topic`, `None` when the broker does not know it.
+pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+) -> Result<Option<usize>> {
+    use rdkafka::consumer::Consumer;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .filter(|&n| n > 0))
 }
 
 /// Creates topics; existing topics are left as they are.
@@ -147,7 +192,12 @@ pub async fn create_topics(brokers: &str, topics: &[TopicSpec]) -> Result<()> {
         .create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            t.config.iter().fold(
+                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)),
+                |n, (k, v)| n.set(k, v),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(new.iter(), &opts).await? {

@@ -5,6 +5,7 @@
 //! - [`config`]: the layered service config (TOML file, then `SCORER__*` env, then flags).
 //! - [`validate`]: input-message JSON -> validated row, or a dead-letter reason.
 //! - [`window`]: the pure per-ticker window store (duplicates, late weeks, gaps).
+//! - [`changelog`]: the window changelog's records, writer state and restore plan (pure).
 //! - [`scoring`]: windows -> model -> [`PredictionRow`]s; the model handle with hot reload.
 //! - [`sink`]: the [`sink::PredictionSink`] trait and the local Parquet directory sink
 //!   (temp name, fsync, rename, rolling, Hive-style directories, open-writer cap).
@@ -16,6 +17,7 @@
 //! [`PredictionRow`]: trendscore_schemas::PredictionRow
 
 pub mod backfill;
+pub mod changelog;
 pub mod config;
 pub mod kafka;
 pub mod metrics;

@@ -98,7 +98,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum TopicsCmd {
-    /// Create the input, predictions and dead-letter topics (existing ones are kept).
+    /// Create the input, predictions, dead-letter and changelog topics (existing ones are kept).
     Create {
         /// bootstrap.servers.
         #[arg(long)]
@@ -112,7 +112,10 @@ enum TopicsCmd {
         /// Dead-letter topic.
         #[arg(long, default_value = "weekly-rows-dlq")]
         dead_letter_topic: String,
-        /// Partitions of the input and predictions topics.
+        /// Window changelog topic (compacted, as many partitions as the input); "" = none.
+        #[arg(long, default_value = "weekly-rows-changelog")]
+        changelog_topic: String,
+        /// Partitions of the input, predictions and changelog topics.
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },
@@ -216,26 +219,21 @@ fn main() -> Result<()> {
                     input_topic,
                     predictions_topic,
                     dead_letter_topic,
+                    changelog_topic,
                     partitions,
                 },
         } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let specs = [
-                TopicSpec {
-                    name: input_topic,
-                    partitions,
-                },
-                TopicSpec {
-                    name: predictions_topic,
-                    partitions,
-                },
-                TopicSpec {
-                    name: dead_letter_topic,
-                    partitions: 1,
-                },
+            let mut specs = vec![
+                TopicSpec::new(input_topic, partitions),
+                TopicSpec::new(predictions_topic, partitions),
+                TopicSpec::new(dead_letter_topic, 1),
             ];
+            if !changelog_topic.is_empty() {
+                specs.push(TopicSpec::compacted(changelog_topic, partitions));
+            }
             rt.block_on(kafka::create_topics(&brokers, &specs))?;
             Ok(())
         }

@@ -49,6 +49,10 @@ pub struct Metrics {
     pub commits: Family<Labels, Counter>,
     /// Produce failures (predictions or dead-letter topic) after librdkafka's retries.
     pub produce_errors: Counter,
+    /// Window changelog records produced (ticker records and markers).
+    pub changelog_records: Counter,
+    /// Records read while restoring windows, by source (`changelog`, `input`).
+    pub restore_records: Family<Labels, Counter>,
     /// Set once the model is loaded and the consumer is running.
     pub ready: AtomicBool,
 }
@@ -77,6 +81,18 @@ impl Metrics {
         let model_reloads = Family::<Labels, Counter>::default();
         let commits = Family::<Labels, Counter>::default();
         let produce_errors = Counter::default();
+        let changelog_records = Counter::default();
+        let restore_records = Family::<Labels, Counter>::default();
+        registry.register(
+            "changelog_records",
+            "Window changelog records produced",
+            changelog_records.clone(),
+        );
+        registry.register(
+            "restore_records",
+            "Records read while restoring windows, by source",
+            restore_records.clone(),
+        );
         registry.register("rows_in", "Input messages consumed", rows_in.clone());
         registry.register("rows_scored", "Predictions written", rows_scored.clone());
         registry.register(
@@ -143,6 +159,8 @@ impl Metrics {
             model_reloads,
             commits,
             produce_errors,
+            changelog_records,
+            restore_records,
             ready: AtomicBool::new(false),
         }
     }

@@ -13,11 +13,13 @@
 //!   dead letters) so far.
 //! - the **reload thread** polls the model file and hot-swaps it.
 //!
-//! Window state across restarts and rebalances: instead of a changelog topic, a newly
-//! assigned partition's windows are rebuilt by reading the input partition itself from its
-//! low watermark up to the committed offset (the input topic *is* the changelog; it needs a
-//! retention that keeps the history, see README). This gives exactly the state an
-//! uninterrupted run had at the committed offset.
+//! Window state across restarts and rebalances: a compacted changelog topic keyed by ticker
+//! (protocol in [`crate::changelog`]). Each partition keeps a *shadow* window store exact at
+//! the offset last stored; after every successful commit of offset C the tickers it changed
+//! are logged with `as_of = C`, then a marker. A newly assigned partition restores the
+//! newest state of every ticker from the changelog and replays the input from the newest
+//! marker to the committed offset, which gives exactly the state an uninterrupted run had
+//! there. With `kafka.changelog_topic = ""` the whole input partition is replayed instead.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,12 +34,13 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use crate::changelog::{self, PartitionLog, Plan, Record};
 use crate::config::ScorerConfig;
 use crate::kafka::{self, ScorerProducer};
 use crate::metrics::Metrics;
 use crate::scoring::{score, ModelHandle};
 use crate::sink::{ClosedFile, ParquetDirSink, PredictionSink, SourceKey};
-use crate::validate::{parse_message, Reason};
+use crate::validate::{parse_message, Reason, ValidRow};
 use crate::window::{Fate, Window, WindowStore};
 use crate::{Result, ScorerError};
 
@@ -79,9 +82,25 @@ enum WorkerMsg {
     },
 }
 
+/// One assigned partition's window state.
+struct PartState {
+    /// The windows as of the last consumed message.
+    live: WindowStore,
+    /// The changelog writer (shadow store at the stored offset); `None` without a changelog.
+    log: Option<PartitionLog>,
+}
+
 struct ConsumerState {
-    stores: HashMap<i32, WindowStore>,
+    parts: HashMap<i32, PartState>,
     pending: Pending,
+}
+
+/// What a restore did, for the log and metrics.
+struct Restored {
+    part: PartState,
+    input_rows: usize,
+    changelog_records: usize,
+    source: &'static str,
 }
 
 /// State shared by the consumer loop and its rebalance callbacks (same thread).
@@ -89,6 +108,8 @@ struct Inner {
     config: ScorerConfig,
     metrics: Arc<Metrics>,
     producer: Arc<ScorerProducer>,
+    /// The window changelog's producer; `None` when `kafka.changelog_topic` is empty.
+    changelog: Option<Arc<ScorerProducer>>,
     tx: SyncSender<WorkerMsg>,
     state: Mutex<ConsumerState>,
     /// Offsets the worker made durable, waiting to be stored in the consumer.
@@ -129,11 +150,32 @@ impl Inner {
             Err(rej) => self.dead_letter(m, rej.reason, &rej.detail),
             Ok(row) => {
                 let policy = self.config.window.gap_policy;
-                let pushed = st
-                    .stores
-                    .entry(p)
-                    .or_insert_with(|| WindowStore::new(policy))
-                    .push(row);
+                let logging = self.changelog.is_some();
+                let part = st.parts.entry(p).or_insert_with(|| {
+                    error!(
+                        partition = p,
+                        offset, "message of a partition never restored"
+                    );
+                    PartState {
+                        live: WindowStore::new(policy),
+                        log: logging.then(|| {
+                            PartitionLog::new(
+                                WindowStore::new(policy),
+                                offset,
+                                Default::default(),
+                                true,
+                                Default::default(),
+                            )
+                        }),
+                    }
+                });
+                let keep = part.log.as_ref().map(|_| row.clone());
+                let pushed = part.live.push(row);
+                if let (Some(log), Some(row)) = (part.log.as_mut(), keep) {
+                    if matches!(pushed.fate, Fate::Ready(_) | Fate::Filling(_)) {
+                        log.queue(offset, row);
+                    }
+                }
                 if pushed.gap {
                     self.metrics.gaps.inc();
                 }
@@ -246,17 +288,81 @@ impl Inner {
         if let Err(e) = consumer.store_offsets(&tpl) {
             // A partition revoked meanwhile: its new owner starts from the committed offset.
             warn!(error = %e, "storing offsets failed");
+            return;
+        }
+        // The shadow stores follow the stored offsets.
+        let mut st = lock(&self.state);
+        for (p, &o) in offsets {
+            if let Some(log) = st.parts.get_mut(p).and_then(|s| s.log.as_mut()) {
+                log.advance(o);
+            }
         }
     }
 
+    /// Commits the stored offsets; with a changelog the commit is synchronous and is
+    /// followed by the changelog records of what it covers (commit first, then log).
     fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, mode: CommitMode) {
-        match consumer.commit_consumer_state(mode) {
-            Ok(()) => Metrics::labelled(&self.metrics.commits, "result", "ok"),
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        let mode = if self.changelog.is_some() {
+            CommitMode::Sync
+        } else {
+            mode
+        };
+        let committed = match consumer.commit_consumer_state(mode) {
+            Ok(()) => {
+                Metrics::labelled(&self.metrics.commits, "result", "ok");
+                true
+            }
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => true,
             Err(e) => {
                 Metrics::labelled(&self.metrics.commits, "result", "failed");
                 warn!(error = %e, "commit failed (will retry)");
+                false
             }
+        };
+        if committed && matches!(mode, CommitMode::Sync) {
+            self.write_changelog();
+        }
+    }
+
+    /// Produces the changelog records of every partition whose shadow moved since its last
+    /// marker. Called only right after a successful synchronous commit.
+    fn write_changelog(&self) {
+        let Some(producer) = &self.changelog else {
+            return;
+        };
+        let topic = self.config.kafka.changelog_topic.as_str();
+        let mut n = 0u64;
+        let mut failure = None;
+        {
+            let mut st = lock(&self.state);
+            'parts: for (&p, part) in st.parts.iter_mut() {
+                let Some(log) = part.log.as_mut() else {
+                    continue;
+                };
+                for (key, value) in log.after_commit() {
+                    let mut record: BaseRecord<'_, [u8], [u8]> =
+                        BaseRecord::to(topic).partition(p).key(key.as_slice());
+                    if let Some(v) = &value {
+                        record = record.payload(v.as_slice());
+                    }
+                    if let Err(e) = kafka::send_blocking(producer, record) {
+                        failure = Some(format!("window changelog produce failed: {e}"));
+                        break 'parts;
+                    }
+                    n += 1;
+                }
+            }
+        }
+        self.metrics.changelog_records.inc_by(n);
+        let failed = kafka::failed_deliveries(producer);
+        if failure.is_none() && failed > 0 {
+            failure = Some(format!(
+                "{failed} window changelog records failed to deliver"
+            ));
+        }
+        if let Some(msg) = failure {
+            // A restart restores exactly from the last complete marker.
+            self.set_fatal(msg);
         }
     }
 
@@ -288,9 +394,15 @@ impl Inner {
             self.store(consumer, &offsets);
             self.commit(consumer, CommitMode::Sync);
         }
+        // The next owner reads the changelog once this callback returns: deliver it first.
+        if let Some(producer) = &self.changelog {
+            if let Err(e) = producer.flush(Duration::from_secs(10)) {
+                error!(error = %e, "window changelog flush on revoke timed out");
+            }
+        }
         let mut st = lock(&self.state);
         for p in partitions {
-            st.stores.remove(&p);
+            st.parts.remove(&p);
         }
     }
 
@@ -337,67 +449,226 @@ impl Inner {
             .map_err(|_| ScorerError::Internal("worker stopped".into()))??;
         for (p, c) in recover {
             let t = Instant::now();
-            let (store, rows) = self.restore(p, c)?;
+            let r = self.restore(p, c)?;
             info!(
                 partition = p,
                 committed = c,
-                rows,
-                tickers = store.len(),
+                rows = r.input_rows,
+                changelog_records = r.changelog_records,
+                tickers = r.part.live.len(),
+                source = r.source,
                 secs = t.elapsed().as_secs_f64(),
                 "windows restored"
             );
-            lock(&self.state).stores.insert(p, store);
+            for (source, n) in [("input", r.input_rows), ("changelog", r.changelog_records)] {
+                self.metrics
+                    .restore_records
+                    .get_or_create(&vec![("source".into(), source.into())])
+                    .inc_by(n as u64);
+            }
+            lock(&self.state).parts.insert(p, r.part);
         }
         Ok(())
     }
 
-    /// Rebuilds the windows of partition `p` from the input messages before `upto`.
-    fn restore(&self, p: i32, upto: i64) -> Result<(WindowStore, usize)> {
-        let mut store = WindowStore::new(self.config.window.gap_policy);
-        if upto <= 0 {
-            return Ok((store, 0));
-        }
+    /// A group-less consumer for reading partitions directly.
+    fn reader(&self) -> Result<BaseConsumer> {
         let k = &self.config.kafka;
         let mut cfg = kafka::base_config(k);
         cfg.set("group.id", format!("{}-restore", k.group))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        let c: BaseConsumer = cfg.create()?;
-        let timeout = Duration::from_millis(k.restore_timeout_ms);
-        let (low, high) = c.fetch_watermarks(self.topic(), p, Duration::from_secs(30))?;
-        let end = upto.min(high);
-        if end <= low {
-            return Ok((store, 0));
+        Ok(cfg.create()?)
+    }
+
+    /// Reads offsets `[from, to)` of `topic` partition `p` (a fresh consumer each time, so
+    /// nothing prefetched for another range leaks in).
+    fn read_range(
+        &self,
+        topic: &str,
+        p: i32,
+        from: i64,
+        to: i64,
+        deadline: Instant,
+        mut f: impl FnMut(&BorrowedMessage<'_>),
+    ) -> Result<usize> {
+        if to <= from {
+            return Ok(0);
         }
+        let c = self.reader()?;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(self.topic(), p, Offset::Offset(low))?;
+        tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
         c.assign(&tpl)?;
-        let deadline = Instant::now() + timeout;
-        let mut rows = 0;
+        let mut n = 0;
         loop {
             if Instant::now() > deadline {
                 return Err(ScorerError::Internal(format!(
-                    "restoring partition {p}: timed out before offset {end}"
+                    "restoring partition {p}: reading {topic} timed out before offset {to} \
+                     (kafka.restore_timeout_ms)"
                 )));
             }
             match c.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
-                    if m.offset() >= end {
+                    if m.offset() >= to {
                         break;
                     }
-                    if let Ok(row) = parse_message(m.payload()) {
-                        store.push(row);
-                    }
-                    rows += 1;
-                    if m.offset() + 1 >= end {
+                    f(&m);
+                    n += 1;
+                    if m.offset() + 1 >= to {
                         break;
                     }
                 }
-                Some(Err(e)) => warn!(error = %e, "restore consumer"),
+                Some(Err(e)) => warn!(error = %e, topic, "restore reader"),
                 None => {}
             }
         }
-        Ok((store, rows))
+        Ok(n)
+    }
+
+    /// Replays the valid input rows of partition `p` over `[from, to)`; `from = None` starts
+    /// at the partition's low watermark.
+    fn replay_input(
+        &self,
+        p: i32,
+        from: Option<i64>,
+        to: i64,
+        deadline: Instant,
+        mut f: impl FnMut(i64, ValidRow),
+    ) -> Result<usize> {
+        if to <= from.unwrap_or(0) {
+            return Ok(0);
+        }
+        let (low, high) =
+            self.reader()?
+                .fetch_watermarks(self.topic(), p, Duration::from_secs(30))?;
+        let start = match from {
+            Some(m) if m < low => {
+                return Err(ScorerError::Internal(format!(
+                    "restoring partition {p}: input offsets {m}..{low} that the windows need \
+                     were deleted by the input topic's retention"
+                )))
+            }
+            Some(m) => m,
+            None => low,
+        };
+        self.read_range(self.topic(), p, start, to.min(high), deadline, |m| {
+            if let Ok(row) = parse_message(m.payload()) {
+                f(m.offset(), row);
+            }
+        })
+    }
+
+    /// Reads changelog partition `p` backwards from its end, in growing chunks, until the
+    /// newest complete full snapshot; returns the records from there on (offset order).
+    fn read_changelog(&self, p: i32, deadline: Instant) -> Result<Vec<Record>> {
+        let topic = self.config.kafka.changelog_topic.as_str();
+        let (low, high) = self
+            .reader()?
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
+            .map_err(|e| {
+                ScorerError::Config(format!(
+                    "window changelog {topic} partition {p}: {e} (create it with as many \
+                     partitions as the input: scorer topics create)"
+                ))
+            })?;
+        let mut records: Vec<Record> = Vec::new();
+        let mut end = high;
+        let mut size = 1024i64;
+        while end > low {
+            let start = (end - size).max(low);
+            let mut chunk = Vec::new();
+            self.read_range(topic, p, start, end, deadline, |m| {
+                chunk.push(Record {
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().map(<[u8]>::to_vec),
+                })
+            })?;
+            chunk.append(&mut records);
+            records = chunk;
+            if let Some(first) = changelog::full_snapshot_start(&records) {
+                records.retain(|r| r.offset >= first);
+                break;
+            }
+            end = start;
+            size = size.saturating_mul(2);
+        }
+        Ok(records)
+    }
+
+    /// Restores the windows of partition `p` at committed offset `committed`.
+    fn restore(&self, p: i32, committed: i64) -> Result<Restored> {
+        let policy = self.config.window.gap_policy;
+        let deadline = Instant::now() + Duration::from_millis(self.config.kafka.restore_timeout_ms);
+        let full_replay = |store: &mut WindowStore| {
+            self.replay_input(p, None, committed, deadline, |_, row| {
+                store.push(row);
+            })
+        };
+        if self.changelog.is_none() {
+            let mut store = WindowStore::new(policy);
+            let input_rows = full_replay(&mut store)?;
+            return Ok(Restored {
+                part: PartState {
+                    live: store,
+                    log: None,
+                },
+                input_rows,
+                changelog_records: 0,
+                source: "input",
+            });
+        }
+        let records = self.read_changelog(p, deadline)?;
+        let changelog_records = records.len();
+        match changelog::plan_restore(&records, committed, policy) {
+            Plan::Restore(mut r) => {
+                let input_rows =
+                    self.replay_input(p, r.replay_from, committed, deadline, |o, row| {
+                        r.replay(o, row)
+                    })?;
+                let dirty = std::mem::take(&mut r.dirty);
+                let needs_full = !r.found_full;
+                Ok(Restored {
+                    part: PartState {
+                        live: r.store.clone(),
+                        log: Some(PartitionLog::new(
+                            r.store,
+                            committed,
+                            dirty,
+                            needs_full,
+                            Default::default(),
+                        )),
+                    },
+                    input_rows,
+                    changelog_records,
+                    source: "changelog",
+                })
+            }
+            Plan::Unusable { reason, tickers } => {
+                warn!(
+                    partition = p,
+                    committed,
+                    %reason,
+                    "window changelog unusable: rebuilding from the whole input partition"
+                );
+                let mut store = WindowStore::new(policy);
+                let input_rows = full_replay(&mut store)?;
+                let dirty = store.tickers().map(str::to_string).collect();
+                let tombstones = tickers
+                    .into_iter()
+                    .filter(|t| store.ticker_state(t).is_none())
+                    .collect();
+                Ok(Restored {
+                    part: PartState {
+                        live: store.clone(),
+                        log: Some(PartitionLog::new(store, committed, dirty, true, tombstones)),
+                    },
+                    input_rows,
+                    changelog_records,
+                    source: "input",
+                })
+            }
+        }
     }
 }
 
@@ -655,6 +926,11 @@ pub fn run_with_sink(
 ) -> Result<()> {
     let k = &config.kafka;
     let producer = kafka::producer(k)?;
+    let changelog = if k.changelog_topic.is_empty() {
+        None
+    } else {
+        Some(kafka::changelog_producer(k)?)
+    };
     let (tx, rx) = sync_channel(4);
     let durable = Arc::new(Mutex::new(BTreeMap::new()));
     let fatal = Arc::new(Mutex::new(None));
@@ -662,9 +938,10 @@ pub fn run_with_sink(
         config: config.clone(),
         metrics: metrics.clone(),
         producer: producer.clone(),
+        changelog: changelog.clone(),
         tx,
         state: Mutex::new(ConsumerState {
-            stores: HashMap::new(),
+            parts: HashMap::new(),
             pending: Pending::default(),
         }),
         durable: durable.clone(),
@@ -710,6 +987,9 @@ pub fn run_with_sink(
     let consumer: BaseConsumer<ScorerContext> = cfg.create_with_context(ScorerContext {
         inner: inner.clone(),
     })?;
+    if !k.changelog_topic.is_empty() {
+        check_changelog_topic(&consumer, k)?;
+    }
     consumer.subscribe(&[k.input_topic.as_str()])?;
     metrics.ready.store(true, Ordering::Relaxed);
     info!(topic = %k.input_topic, group = %k.group, brokers = %k.brokers, "consuming");
@@ -760,12 +1040,41 @@ pub fn run_with_sink(
     if let Err(e) = producer.flush(Duration::from_secs(10)) {
         warn!(error = %e, "final producer flush");
     }
+    if let Some(c) = &changelog {
+        if let Err(e) = c.flush(Duration::from_secs(10)) {
+            warn!(error = %e, "final window changelog flush");
+        }
+    }
     if result.is_ok() {
         if let Some(msg) = lock(&fatal).clone() {
             result = Err(ScorerError::Internal(msg));
         }
     }
     result
+}
+
+/// The changelog topic must exist with at least the input's partitions (changelog
+/// partition p holds input partition p's windows).
+fn check_changelog_topic(
+    consumer: &BaseConsumer<ScorerContext>,
+    k: &crate::config::KafkaConfig,
+) -> Result<()> {
+    let Some(n) = kafka::partition_count(consumer, &k.changelog_topic)? else {
+        return Err(ScorerError::Config(format!(
+            "window changelog topic {:?} does not exist: create it (`scorer topics create`, \
+             compacted, as many partitions as {:?}) or set kafka.changelog_topic = \"\"",
+            k.changelog_topic, k.input_topic
+        )));
+    };
+    if let Some(m) = kafka::partition_count(consumer, &k.input_topic)? {
+        if n < m {
+            return Err(ScorerError::Config(format!(
+                "window changelog topic {:?} has {n} partitions, fewer than the {m} of {:?}",
+                k.changelog_topic, k.input_topic
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn update_lag(consumer: &BaseConsumer<ScorerContext>, inner: &Inner) {

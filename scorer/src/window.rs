@@ -1,8 +1,9 @@
 //! The window store: the last [`SEQUENCE_LENGTH`] consecutive weeks of every ticker.
 //! Pure (no I/O, no clock): rows go in, ready windows and fates come out.
 //!
-//! Rules (shared/DESIGN.md): a row whose week equals the ticker's newest week is a duplicate
-//! (dropped, counted); an older week is late (dead-letter `late`); a gap of one or more ISO
+//! Rules (shared/DESIGN.md): weeks are ISO weeks. A row in the same ISO week as the ticker's
+//! newest row is a duplicate (dropped, counted), even when its date differs; an older ISO week
+//! is late (dead-letter `late`); a gap of one or more ISO
 //! weeks restarts the window under [`GapPolicy::Reset`] or keeps it under
 //! [`GapPolicy::Carry`]. Once a ticker holds 12 rows every new row yields a window.
 
@@ -49,15 +50,23 @@ pub struct Pushed {
     pub gap: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct TickerWindow {
     newest: Option<(NaiveDate, i64)>,
     start: VecDeque<NaiveDate>,
     rows: VecDeque<Vec<f32>>,
 }
 
+/// One ticker's window state, as the changelog carries it: its rows, oldest first (1 to 12;
+/// the last row is the ticker's newest week).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TickerState {
+    /// (week, 62 raw features) per row, oldest first.
+    pub rows: Vec<(NaiveDate, Vec<f32>)>,
+}
+
 /// Windows of many tickers (one store per input partition in the service).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WindowStore {
     policy: GapPolicy,
     tickers: HashMap<String, TickerWindow>,
@@ -82,6 +91,61 @@ impl WindowStore {
         self.tickers.is_empty()
     }
 
+    /// The gap policy the store applies.
+    pub fn policy(&self) -> GapPolicy {
+        self.policy
+    }
+
+    /// The tickers with state, in no particular order.
+    pub fn tickers(&self) -> impl Iterator<Item = &str> {
+        self.tickers.keys().map(String::as_str)
+    }
+
+    /// One ticker's state, `None` when the ticker has none.
+    pub fn ticker_state(&self, ticker: &str) -> Option<TickerState> {
+        let tw = self.tickers.get(ticker)?;
+        Some(TickerState {
+            rows: tw
+                .start
+                .iter()
+                .copied()
+                .zip(tw.rows.iter().cloned())
+                .collect(),
+        })
+    }
+
+    /// Replaces one ticker's state (restore from the changelog). Refuses a state that no
+    /// sequence of pushes could have produced: empty, more than 12 rows, a row that is not 62
+    /// features, or weeks not strictly increasing by ISO week.
+    pub fn set_ticker_state(&mut self, ticker: &str, state: TickerState) -> Result<(), String> {
+        let n = state.rows.len();
+        if n == 0 || n > SEQUENCE_LENGTH {
+            return Err(format!("{n} rows (1 to {SEQUENCE_LENGTH} expected)"));
+        }
+        let mut tw = TickerWindow::default();
+        let mut last: Option<i64> = None;
+        for (week, features) in state.rows {
+            if features.len() != NUM_FEATURES {
+                return Err(format!("a row of {} features", features.len()));
+            }
+            let idx = iso_week_index(week);
+            if last.is_some_and(|l| idx <= l) {
+                return Err(format!("week {week} does not follow the previous row"));
+            }
+            last = Some(idx);
+            tw.newest = Some((week, idx));
+            tw.start.push_back(week);
+            tw.rows.push_back(features);
+        }
+        self.tickers.insert(ticker.to_string(), tw);
+        Ok(())
+    }
+
+    /// Forgets one ticker.
+    pub fn remove_ticker(&mut self, ticker: &str) {
+        self.tickers.remove(ticker);
+    }
+
     /// Applies one validated row.
     pub fn push(&mut self, row: ValidRow) -> Pushed {
         debug_assert_eq!(row.features.len(), NUM_FEATURES);
@@ -89,20 +153,20 @@ impl WindowStore {
         let tw = self.tickers.entry(row.ticker.clone()).or_default();
         let mut gap = false;
         if let Some((newest, newest_idx)) = tw.newest {
-            if row.week == newest {
+            // Weeks are compared by ISO week: two dates in one ISO week are the same week
+            // (a duplicate, whichever date comes second), an earlier ISO week is late.
+            if idx == newest_idx {
                 return Pushed {
                     fate: Fate::Duplicate,
                     gap,
                 };
             }
-            if row.week < newest {
+            if idx < newest_idx {
                 return Pushed {
                     fate: Fate::Late(newest),
                     gap,
                 };
             }
-            // Two different dates in one ISO week count as consecutive-or-same; a later
-            // date in the same ISO week is treated as the next row (not a gap).
             if idx > newest_idx + 1 {
                 gap = true;
                 if self.policy == GapPolicy::Reset {
@@ -201,6 +265,60 @@ mod tests {
         assert_eq!(s.push(row("A", 2)).fate, Fate::Late(week(4)));
         // neither changed the window
         assert_eq!(s.push(row("A", 5)).fate, Fate::Filling(6));
+    }
+
+    #[test]
+    fn another_date_in_the_same_iso_week_is_a_duplicate() {
+        let mut s = WindowStore::new(GapPolicy::Reset);
+        for i in 0..3 {
+            s.push(row("A", i));
+        }
+        // week(2) is a Friday: the Thursday before and the Sunday after are the same ISO week
+        for d in [-1i64, 2] {
+            let mut r = row("A", 2);
+            r.week = week(2) + chrono::Duration::days(d);
+            assert_eq!(s.push(r).fate, Fate::Duplicate, "offset {d} days");
+        }
+        // the Monday after is the next ISO week: consecutive, not a gap
+        let mut r = row("A", 3);
+        r.week = week(2) + chrono::Duration::days(3);
+        let p = s.push(r);
+        assert!(!p.gap);
+        assert_eq!(p.fate, Fate::Filling(4));
+        // a date in an earlier ISO week is late
+        assert_eq!(
+            s.push(row("A", 1)).fate,
+            Fate::Late(week(2) + chrono::Duration::days(3))
+        );
+    }
+
+    #[test]
+    fn ticker_state_round_trips_and_behaves_the_same() {
+        let mut a = WindowStore::new(GapPolicy::Reset);
+        for i in 0..15 {
+            a.push(row("A", i));
+        }
+        for i in 0..4 {
+            a.push(row("B", i));
+        }
+        let mut b = WindowStore::new(GapPolicy::Reset);
+        for t in ["A", "B"] {
+            b.set_ticker_state(t, a.ticker_state(t).unwrap()).unwrap();
+        }
+        assert_eq!(a, b);
+        assert_eq!(a.ticker_state("A").unwrap().rows.len(), 12);
+        assert_eq!(a.push(row("A", 15)), b.push(row("A", 15)));
+        assert_eq!(a.push(row("B", 3)), b.push(row("B", 3)));
+        // states no push sequence could make are refused
+        let mut bad = a.ticker_state("A").unwrap();
+        bad.rows.swap(0, 1);
+        assert!(b.set_ticker_state("C", bad).is_err());
+        assert!(b
+            .set_ticker_state("C", TickerState { rows: vec![] })
+            .is_err());
+        let mut narrow = a.ticker_state("B").unwrap();
+        narrow.rows[0].1.pop();
+        assert!(b.set_ticker_state("C", narrow).is_err());
     }
 
     #[test]

@@ -63,7 +63,8 @@ class Broker:
         preds, dlq = f"{input_topic}-predictions", f"{input_topic}-dlq"
         subprocess.run(
             [scorer_bin(), "topics", "create", "--brokers", self.address, "--input-topic", input_topic,
-             "--predictions-topic", preds, "--dead-letter-topic", dlq, "--partitions", str(partitions)],
+             "--predictions-topic", preds, "--dead-letter-topic", dlq, "--changelog-topic", f"{input_topic}-changelog",
+             "--partitions", str(partitions)],
             check=True, capture_output=True,
         )
         return preds, dlq
@@ -109,10 +110,11 @@ def windows_by_rules(rows: Iterable[dict], gap_policy: str = "reset") -> List[Tu
         t, w = r["ticker"], r["week"]
         newest, win = state.get(t, (None, []))
         if newest is not None:
-            if w <= newest:
-                continue
+            # ISO weeks: the same ISO week is a duplicate, an earlier one is late
             mon_w = w - dt.timedelta(days=w.weekday())
             mon_n = newest - dt.timedelta(days=newest.weekday())
+            if mon_w <= mon_n:
+                continue
             gap = (mon_w - mon_n).days // 7 > 1
             if gap and gap_policy == "reset":
                 win = []
@@ -184,13 +186,18 @@ def compare(actual: List[dict], expected: Dict[Tuple[str, dt.date], dict], tol: 
 
 def scorer_config(path: str, *, brokers: str, topic: str, preds: str, dlq: str, group: str, model: str,
                   out_dir: str, backend: str = BACKEND, http_port: int = 0, max_rows: int = 64,
-                  max_wait_ms: int = 20, file_age_ms: int = 500, extra: str = "", partition_by: str = "week") -> str:
+                  max_wait_ms: int = 20, file_age_ms: int = 500, extra: str = "", partition_by: str = "week",
+                  changelog: Optional[str] = None) -> str:
+    """A scorer TOML config; the window changelog is `{topic}-changelog` (as `Broker.create_topics`
+    makes it) unless `changelog` names another ("" = none: restore by replaying the input)."""
+    changelog = f"{topic}-changelog" if changelog is None else changelog
     text = f"""
 [kafka]
 brokers = "{brokers}"
 input_topic = "{topic}"
 predictions_topic = "{preds}"
 dead_letter_topic = "{dlq}"
+changelog_topic = "{changelog}"
 group = "{group}"
 session_timeout_ms = 3000
 commit_interval_ms = 300

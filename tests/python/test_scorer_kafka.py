@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 import urllib.request
 
@@ -122,15 +123,25 @@ def interleaved(rows):
     return [(r["ticker"].encode(), h.message(r)) for r in rows]
 
 
-def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, model):
-    topic = "crash"
+RESTORED = re.compile(r"windows restored partition=(\d+) committed=(\d+) rows=(\d+) changelog_records=(\d+) "
+                      r"tickers=(\d+) source=\"?(\w+)")
+
+
+def restores(log_text):
+    """(partition, committed, input rows replayed, changelog records, tickers, source) per restore."""
+    return [(int(p), int(c), int(r), int(cl), int(t), s) for p, c, r, cl, t, s in RESTORED.findall(log_text)]
+
+
+@pytest.mark.parametrize("changelog", [True, False], ids=["changelog", "input-replay"])
+def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, model, changelog):
+    topic = "crash" if changelog else "crash-nolog"
     preds, dlq = setup_topic(broker, topic, 3)
     n_tickers, weeks = 6, 80
     rows = h.make_rows(n_tickers, weeks, seed=5)
     out = str(tmp_path / "out")
     cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
-                          group="g-crash", model=model, out_dir=out, max_rows=4, file_age_ms=200)
-    import re
+                          group=f"g-{topic}", model=model, out_dir=out, max_rows=4, file_age_ms=200,
+                          changelog=None if changelog else "")
     import threading
 
     producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
@@ -152,14 +163,78 @@ def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, mode
         expected = h.score_offline(model, h.windows_by_rules(rows))
         actual = h.wait_rows(out, len(expected), 180, [s])
         h.compare(actual, expected)
-        text = s.log()
-        restored = [int(n) for n in re.findall(r"windows restored partition=\d+ committed=\d+ rows=(\d+)", text)]
-        assert len(restored) >= 12, "four starts x three partitions"
-        assert sum(1 for n in restored if n > 0) >= 6, f"restarts should rebuild windows mid-stream: {restored}"
+        found = restores(s.log())
+        assert len(found) >= 12, "four starts x three partitions"
+        mid = [r for r in found if r[1] > 0]
+        assert len(mid) >= 6, f"restarts should restore windows mid-stream: {found}"
+        assert all(r[4] > 0 for r in mid), f"mid-stream restores hold windows: {found}"
+        if changelog:
+            assert all(r[5] == "changelog" for r in found), found
+            # the changelog bounds the replay: far fewer input rows than the committed offsets
+            assert sum(r[2] for r in mid) < sum(r[1] for r in mid) / 2, found
+        else:
+            assert all(r[5] == "input" and r[2] == r[1] for r in mid), found
     finally:
         if s.alive():
             s.kill9()
         producer.join()
+
+
+def test_windows_restore_from_the_changelog_and_survive_an_offset_reset(tmp_path, broker, model):
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = "clog"
+    preds, dlq = setup_topic(broker, topic, 2)
+    n_tickers, weeks = 5, 40
+    rows = h.make_rows(n_tickers, weeks, seed=21)
+    first, second = rows[: n_tickers * 20], rows[n_tickers * 20:]
+    out = str(tmp_path / "out")
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group="g-clog", model=model, out_dir=out, file_age_ms=200)
+    log = str(tmp_path / "scorer.log")
+    expected = h.score_offline(model, h.windows_by_rules(rows))
+    h.produce(broker.address, topic, interleaved(first))
+    s = h.Scorer(cfg, log)
+    try:
+        h.wait_rows(out, n_tickers * (20 - 11), 120, [s])
+        rc, _ = s.terminate()
+        assert rc == 0, s.log()[-3000:]
+        # restart: the windows come from the changelog, no input history is replayed
+        h.produce(broker.address, topic, interleaved(second))
+        s = h.Scorer(cfg, log)
+        actual = h.wait_rows(out, len(expected), 120, [s])
+        h.compare(actual, expected)
+        again = restores(s.log())[2:]
+        assert len(again) == 2 and all(r[5] == "changelog" and r[2] == 0 and r[3] > 0 for r in again), again
+        assert sum(r[4] for r in again) == n_tickers, again
+        rc, _ = s.terminate()
+        assert rc == 0, s.log()[-3000:]
+        # an operator resets the group to the start: the changelog is ahead of the committed
+        # offsets, so the scorer rebuilds from the input, removes the newer files, and the
+        # output is again exactly the uninterrupted run's
+        c = Consumer({"bootstrap.servers": broker.address, "group.id": "g-clog", "enable.auto.commit": False})
+        c.commit(offsets=[TopicPartition(topic, p, 0) for p in range(2)], asynchronous=False)
+        c.close()
+        s = h.Scorer(cfg, log)
+        deadline = time.monotonic() + 60
+        while len(restores(s.log())) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "window changelog unusable" in s.log(), s.log()[-3000:]
+        actual = h.wait_rows(out, len(expected), 120, [s])
+        h.compare(actual, expected)
+        rc, _ = s.terminate()
+        assert rc == 0, s.log()[-3000:]
+        # and the changelog is consistent again: a restart restores from it
+        s = h.Scorer(cfg, log)
+        deadline = time.monotonic() + 60
+        while len(restores(s.log())) < 8 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        last = restores(s.log())[6:]
+        assert len(last) == 2 and all(r[5] == "changelog" and r[2] == 0 for r in last), last
+        assert sum(r[4] for r in last) == n_tickers, last
+    finally:
+        if s.alive():
+            s.kill9()
 
 
 def test_two_instances_split_and_take_over(tmp_path, broker, model):
