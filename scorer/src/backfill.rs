@@ -118,50 +118,9 @@ pub fn backfill_rows(
 mod tests {
     use super::*;
     use chrono::NaiveDate;
-    use trendscore_infer::{BackendKind, InferError, ModelInfo, ModelOutputs};
-    use trendscore_schemas::{NUM_FEATURES, SEQUENCE_LENGTH};
+    use trendscore_schemas::NUM_FEATURES;
 
-    /// Test double: trend_7d = the window's first feature of the newest week, so each
-    /// prediction can be traced to its window. (The real model is exercised by the
-    /// integration tests in tests/python/test_scorer_kafka.py.)
-    struct Echo(ModelInfo);
-
-    impl InferenceModel for Echo {
-        fn info(&self) -> &ModelInfo {
-            &self.0
-        }
-        fn backend(&self) -> BackendKind {
-            BackendKind::Tract
-        }
-        fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
-            let per = SEQUENCE_LENGTH * NUM_FEATURES;
-            assert_eq!(features.len(), batch * per);
-            let newest: Vec<f32> = (0..batch)
-                .map(|i| features[i * per + (SEQUENCE_LENGTH - 1) * NUM_FEATURES])
-                .collect();
-            let oldest: Vec<f32> = (0..batch).map(|i| features[i * per]).collect();
-            Ok(ModelOutputs {
-                batch,
-                seq_len: SEQUENCE_LENGTH,
-                trend_7d: newest,
-                direction_7d: vec![0.0; 2 * batch],
-                trend_30d: oldest,
-                direction_30d: vec![0.0; 2 * batch],
-                attention: vec![1.0 / SEQUENCE_LENGTH as f32; batch * SEQUENCE_LENGTH],
-            })
-        }
-    }
-
-    fn echo() -> Echo {
-        Echo(ModelInfo {
-            model_version: "echo-1".into(),
-            feature_names: trendscore_schemas::feature_names(),
-            sequence_length: SEQUENCE_LENGTH,
-            input_dim: NUM_FEATURES,
-            horizons: vec![7, 30],
-            metrics_json: "{}".into(),
-        })
-    }
+    use crate::test_support::echo;
 
     fn rows(tickers: usize, weeks: usize, skip: Option<(usize, usize)>) -> Vec<WeeklyRow> {
         let base = NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();

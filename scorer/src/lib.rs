@@ -27,6 +27,9 @@ pub mod sink;
 pub mod validate;
 pub mod window;
 
+#[cfg(test)]
+mod test_support;
+
 /// Errors of the scorer library. Bad input data is never an error here (it is dead-lettered
 /// or counted); these are broker, disk, model and configuration failures.
 #[derive(Debug, thiserror::Error)]

@@ -1134,3 +1134,132 @@ fn spawn_reloader(
         })
         .ok()
 }
+
+/// The service loop against librdkafka's in-process mock cluster: a fast test double that
+/// runs beside the real-broker tests in tests/python/test_scorer_kafka.py, never instead of
+/// them.
+#[cfg(test)]
+mod mock_cluster_tests {
+    use super::*;
+    use crate::config::PartitionBy;
+    use crate::test_support::echo;
+    use chrono::NaiveDate;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::BaseProducer;
+    use trendscore_schemas::{InputMessage, NUM_FEATURES};
+
+    fn produce(brokers: &str, tickers: usize, weeks: std::ops::Range<usize>) {
+        let p: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .create()
+            .unwrap();
+        let base = NaiveDate::from_ymd_opt(2024, 1, 5).unwrap();
+        for w in weeks {
+            for t in 0..tickers {
+                let mut features = vec![0.5; NUM_FEATURES];
+                features[0] = (t * 1000 + w) as f64;
+                let msg = InputMessage {
+                    ticker: format!("T{t}"),
+                    week: (base + chrono::Duration::weeks(w as i64))
+                        .format("%Y-%m-%d")
+                        .to_string(),
+                    features,
+                    trend_7day: None,
+                    trend_30day: None,
+                };
+                let value = serde_json::to_vec(&msg).unwrap();
+                let key = msg.ticker.clone();
+                p.send(BaseRecord::to("in").key(key.as_bytes()).payload(&value))
+                    .unwrap();
+            }
+        }
+        p.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    fn config(brokers: &str, out: &std::path::Path) -> ScorerConfig {
+        let mut c = ScorerConfig::default();
+        c.kafka.brokers = brokers.into();
+        c.kafka.input_topic = "in".into();
+        c.kafka.predictions_topic = "preds".into();
+        c.kafka.dead_letter_topic = "dlq".into();
+        c.kafka.changelog_topic = "in-changelog".into();
+        c.kafka.group = "g".into();
+        c.kafka.session_timeout_ms = 6000;
+        c.kafka.commit_interval_ms = 100;
+        c.sink.output_dir = out.to_path_buf();
+        c.sink.partition_by = PartitionBy::None;
+        c.sink.max_file_age_ms = 100;
+        c.model.reload_interval_ms = 0;
+        c
+    }
+
+    /// Runs the service until the output holds `rows` predictions, then stops it cleanly.
+    fn run_until(cfg: &ScorerConfig, rows: usize) -> Arc<Metrics> {
+        let metrics = Arc::new(Metrics::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let model = Arc::new(ModelHandle::fixed(Arc::new(echo())));
+        let handle = {
+            let (cfg, metrics, stop) = (cfg.clone(), metrics.clone(), stop.clone());
+            std::thread::spawn(move || run(cfg, model, metrics, stop))
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = crate::sink::read_all_predictions(&cfg.sink.output_dir)
+                .map(|r| r.len())
+                .unwrap_or(0);
+            if n >= rows || Instant::now() > deadline || handle.is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap().unwrap();
+        metrics
+    }
+
+    fn restored(m: &Metrics, source: &str) -> u64 {
+        m.restore_records
+            .get_or_create(&vec![("source".into(), source.into())])
+            .get()
+    }
+
+    #[test]
+    fn runs_stops_and_restores_its_windows_from_the_changelog() {
+        let cluster = MockCluster::new(1).unwrap();
+        for (t, n) in [("in", 2), ("in-changelog", 2), ("preds", 2), ("dlq", 1)] {
+            cluster.create_topic(t, n, 1).unwrap();
+        }
+        let brokers = cluster.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(&brokers, dir.path());
+        let tickers = 4;
+        produce(&brokers, tickers, 0..20);
+        let first = run_until(&cfg, tickers * (20 - 11));
+        assert_eq!(
+            restored(&first, "changelog"),
+            0,
+            "nothing to restore at first"
+        );
+        assert!(first.changelog_records.get() > 0);
+        // a restart mid-stream: the windows come from the changelog, the input is not replayed
+        produce(&brokers, tickers, 20..30);
+        let second = run_until(&cfg, tickers * (30 - 11));
+        assert!(restored(&second, "changelog") >= tickers as u64);
+        assert_eq!(restored(&second, "input"), 0);
+        let preds = crate::sink::read_all_predictions(dir.path()).unwrap();
+        assert_eq!(preds.len(), tickers * (30 - 11), "every window once");
+        let mut seen = std::collections::HashSet::new();
+        for p in &preds {
+            assert!(seen.insert((p.ticker.clone(), p.week)), "duplicate {p:?}");
+            // Echo: trend_7d is feature 0 of the newest week = ticker * 1000 + week index
+            let t: usize = p.ticker[1..].parse().unwrap();
+            let w = (p.week - NaiveDate::from_ymd_opt(2024, 1, 5).unwrap()).num_weeks() as usize;
+            assert_eq!(p.trend_7d, (t * 1000 + w) as f32);
+            assert_eq!(
+                (p.week - p.window_start).num_weeks(),
+                11,
+                "a full 12-week window across the restart"
+            );
+        }
+    }
+}

@@ -5,8 +5,9 @@ For each backend (tract; ort-cpu when an ONNX Runtime shared library is found) a
 minimal Python consumer doing the same job (confluent-kafka + onnxruntime + pyarrow: windows
 per ticker, micro-batches, zstd Parquet written to a temp name, fsynced, renamed, offsets
 committed after), it measures in the same run:
-  1. throughput: N tickers x W weeks already in the topic, consumer started: rows/s from the
-     first message to the last prediction durable, and the share of that time in inference;
+  1. throughput: N tickers x W weeks already in the topic, then the consumer started: rows/s
+     from the moment it owns its partitions to the last prediction durable, and the share of
+     that time in inference;
   2. latency: a steady produce rate, produce->durable-Parquet p50/p99 (file appearance time).
 Prints a table and the scorer/python ratios.
 
@@ -45,7 +46,7 @@ sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 names = [o.name for o in sess.get_outputs()]
 c = Consumer({"bootstrap.servers": brokers, "group.id": group, "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "session.timeout.ms": 3000, "fetch.wait.max.ms": 20})
-c.subscribe([topic])
+c.subscribe([topic], on_assign=lambda c, ps: print("ready", flush=True))
 win = {}; newest = {}; pend = []; last_msgs = []; infer_s = 0.0; nfile = 0
 schema = pa.schema([("ticker", pa.string()), ("week", pa.date32()), ("trend_7d", pa.float32()), ("p_up_7d", pa.float32()),
                     ("trend_30d", pa.float32()), ("p_up_30d", pa.float32()), ("attention", pa.list_(pa.float32())),
@@ -72,7 +73,6 @@ def flush():
         c.commit(offsets=None, asynchronous=True) if False else c.commit(asynchronous=True)
     pend = []; last_msgs = []
 deadline = None; since = None
-print("ready", flush=True)
 while True:
     m = c.poll(0.02)
     if m is not None and not m.error():
@@ -130,6 +130,9 @@ class FileWatcher(threading.Thread):
         return t
 
 
+COMMIT_INTERVAL_MS = 300  # --commit-interval-ms
+
+
 def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_port):
     if kind == "python":
         script = os.path.join(tmp, "py_consumer.py")
@@ -138,13 +141,16 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
         log = open(os.path.join(tmp, f"{group}.log"), "wb")
         p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows)], stdout=log, stderr=subprocess.STDOUT)
         return p, log.name
-    backend = kind
+    # "<backend>-nolog": the same without the window changelog (restores replay the input)
+    backend = kind.removesuffix("-nolog")
+    changelog = "" if kind.endswith("-nolog") else None
     # Same client setting as the Python consumer below: short fetch waits (tansu answers a
     # fetch only when fetch.wait.max.ms expires, 500 ms by default).
     extra = '[kafka.extra]\n"fetch.wait.max.ms" = "20"\n'
     cfg = h.scorer_config(os.path.join(tmp, f"{group}.toml"), brokers=broker.address, topic=topic, preds="", dlq="",
                           group=group, model=model, out_dir=out, backend=backend, http_port=http_port,
-                          max_rows=max_rows, max_wait_ms=20, file_age_ms=200, extra=extra, partition_by="none")
+                          max_rows=max_rows, max_wait_ms=20, file_age_ms=200, extra=extra, partition_by="none",
+                          changelog=changelog, commit_interval_ms=COMMIT_INTERVAL_MS)
     env = {}
     if backend == "ort-cpu":
         env["SCORER__MODEL__ORT_DYLIB_PATH"] = ort_dylib()
@@ -152,13 +158,14 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
     return s.proc, s.log_path
 
 
-def wait_ready(log_path, proc, timeout=60):
+def wait_ready(log_path, proc, timeout=60, settle=0.5):
+    """Waits until the consumer owns its partitions (then `settle` seconds more)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, open(log_path, errors="replace").read()[-3000:]
         text = open(log_path, errors="replace").read()
         if "partitions assigned" in text or "windows restored" in text or text.startswith("ready") or "\nready" in text:
-            time.sleep(0.5)
+            time.sleep(settle)
             return
         time.sleep(0.1)
     raise RuntimeError(f"consumer not ready: {open(log_path).read()[-2000:]}")
@@ -184,11 +191,13 @@ def bench_one(kind, broker, model, args, tmp):
     items = [(r["ticker"].encode(), h.message(r)) for r in rows]
     expected = args.tickers * (args.weeks - 11)
     port = h.free_port()
+    # the rows are in the topic before the consumer starts; the clock starts once it owns
+    # its partitions (group join and model load are not timed)
+    h.produce(broker.address, topic, items)
     proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, 256, port)
     try:
-        wait_ready(log, proc)
+        wait_ready(log, proc, settle=0.0)
         t0 = time.monotonic()
-        h.produce(broker.address, topic, items)
         while count_rows(out) < expected:
             assert proc.poll() is None, open(log).read()[-3000:]
             time.sleep(0.02)
@@ -253,7 +262,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--preset", default="default", help="make_checkpoint preset of the model")
     ap.add_argument("--backends", default="tract,ort-cpu,python")
+    ap.add_argument("--commit-interval-ms", type=int, default=300,
+                    help="the scorer's kafka.commit_interval_ms (production default 5000)")
     args = ap.parse_args()
+    global COMMIT_INTERVAL_MS
+    COMMIT_INTERVAL_MS = args.commit_interval_ms
     tmp = tempfile.mkdtemp(prefix="scorer-bench-")
     model = os.path.join(tmp, "model.onnx")
     how = build_model(model, seed=7, preset=args.preset)
@@ -262,7 +275,7 @@ def main():
     results = {}
     try:
         for kind in args.backends.split(","):
-            if kind == "ort-cpu" and not ort_dylib():
+            if kind.startswith("ort-cpu") and not ort_dylib():
                 print("ort-cpu: no libonnxruntime.so found, skipped")
                 continue
             results[kind] = bench_one(kind, broker, model, args, tmp)
@@ -270,9 +283,9 @@ def main():
     finally:
         broker.stop()
     print(f"\nmodel: preset {args.preset} ({how}); data {args.tickers} tickers x {args.weeks} weeks; latency at {args.rate}/s for {args.seconds}s")
-    print(f"{'consumer':10} {'rows/s':>10} {'preds/s':>10} {'infer%':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'consumer':14} {'rows/s':>10} {'preds/s':>10} {'infer%':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for k, r in results.items():
-        print(f"{k:10} {r['rows_per_s']:10.0f} {r['preds_per_s']:10.0f} {100*r['infer_share']:6.1f}% {r['lat_p50_ms']:8.1f} {r['lat_p99_ms']:8.1f}")
+        print(f"{k:14} {r['rows_per_s']:10.0f} {r['preds_per_s']:10.0f} {100*r['infer_share']:6.1f}% {r['lat_p50_ms']:8.1f} {r['lat_p99_ms']:8.1f}")
     if "python" in results:
         base = results["python"]
         for k, r in results.items():

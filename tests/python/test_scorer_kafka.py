@@ -64,8 +64,9 @@ def test_backfill_matches_onnxruntime_and_reads_with_duckdb(tmp_path, model):
     assert n == 45 and "TIMESTAMP" in types.upper()
 
 
-def test_exact_output_and_predictions_topic(tmp_path, broker, model):
-    topic = "exact"
+@pytest.mark.parametrize("backend", sorted({h.BACKEND, "tract"}))
+def test_exact_output_and_predictions_topic(tmp_path, broker, model, backend):
+    topic = f"exact-{backend}"
     preds, dlq = setup_topic(broker, topic, 3)
     n_tickers, weeks = 6, 30
     rows = h.make_rows(n_tickers, weeks, seed=11)
@@ -79,7 +80,7 @@ def test_exact_output_and_predictions_topic(tmp_path, broker, model):
     out = str(tmp_path / "out")
     port = h.free_port()
     cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
-                          group="g-exact", model=model, out_dir=out, http_port=port)
+                          group=f"g-{topic}", model=model, out_dir=out, http_port=port, backend=backend)
     s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
     try:
         expected_n = n_tickers * (weeks - 11)
@@ -267,10 +268,12 @@ def test_two_instances_split_and_take_over(tmp_path, broker, model):
         h.compare(actual, expected)
         parts = {r["source_partition"] for r in actual}
         assert parts == {0, 1, 2, 3}
-        import re
-
         last = re.findall(r"partitions assigned.*recover=(\[[^\]]*\])", a.log())[-1]
         assert len(re.findall(r"\((\d+), (-?\d+)\)", last)) == 4, f"a should own all 4 partitions at the end: {last}"
+        # the partitions moved with their windows: restored from the changelog b flushed on revoke
+        moved = restores(a.log())[-4:]
+        assert all(r[5] == "changelog" for r in moved), moved
+        assert sum(r[4] for r in moved) > 0, moved
     finally:
         for s in (a, b):
             if s.alive():
