@@ -12,11 +12,15 @@ use trendscore_exporter::verify::{verify, VerifyOptions, BATCH_SIZES};
 use trendscore_exporter::{export, ExportError, ExportOptions};
 use trendscore_infer::{load_model, BackendChoice, BackendKind, InferError, LoadOptions};
 
+/// The workspace root. `CARGO_MANIFEST_DIR` is read at run time first: cargo sets it when it
+/// runs the tests, and a binary built from another checkout sharing the target dir (CI) must
+/// not look into that checkout.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    let manifest: PathBuf = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    manifest.parent().unwrap().to_path_buf()
 }
 
 /// Makes (once per test binary) a checkpoint for `preset` and returns its directory.

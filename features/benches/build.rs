@@ -38,7 +38,11 @@ fn inputs() -> Inputs {
 }
 
 fn real_file() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sp500_dataset.csv.gz");
+    let manifest: PathBuf = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    let p = manifest.join("../data/sp500_dataset.csv.gz");
     p.exists().then_some(p)
 }
 

@@ -48,5 +48,12 @@ pub fn assert_close(got: f32, want: f64, tol: f64, what: &str) {
 pub fn data_dir() -> std::path::PathBuf {
     std::env::var_os("TRENDSCORE_DATA_DIR")
         .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"))
+        .unwrap_or_else(|| {
+            // run-time CARGO_MANIFEST_DIR first: a test binary may come from another checkout
+            let manifest: std::path::PathBuf = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+                || env!("CARGO_MANIFEST_DIR").into(),
+                std::path::PathBuf::from,
+            );
+            manifest.join("../data")
+        })
 }
