@@ -8,7 +8,7 @@
 //!
 //! Run: `cargo bench -p trendscore-features --bench build`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
