@@ -57,6 +57,11 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u64,
     /// How often stored offsets are committed, in ms. Default 5000.
     pub commit_interval_ms: u64,
+    /// Least time between two writes of the window changelog, in ms (a write follows a
+    /// commit; revoke and shutdown always write). Longer = less changelog traffic during a
+    /// fast catch-up, but a restore after a crash replays up to this much more input.
+    /// Default 10000.
+    pub changelog_interval_ms: u64,
     /// How long restoring a partition's windows may take before the scorer gives up, in ms.
     /// Default 120000.
     pub restore_timeout_ms: u64,
@@ -76,6 +81,7 @@ impl Default for KafkaConfig {
             group: "trendscore-scorer".into(),
             session_timeout_ms: 10_000,
             commit_interval_ms: 5_000,
+            changelog_interval_ms: 10_000,
             restore_timeout_ms: 120_000,
             extra: BTreeMap::new(),
         }

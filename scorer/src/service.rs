@@ -110,6 +110,8 @@ struct Inner {
     producer: Arc<ScorerProducer>,
     /// The window changelog's producer; `None` when `kafka.changelog_topic` is empty.
     changelog: Option<Arc<ScorerProducer>>,
+    /// When the changelog was last written.
+    changelog_written: Mutex<Instant>,
     tx: SyncSender<WorkerMsg>,
     state: Mutex<ConsumerState>,
     /// Offsets the worker made durable, waiting to be stored in the consumer.
@@ -299,14 +301,16 @@ impl Inner {
         }
     }
 
-    /// Commits the stored offsets; with a changelog the commit is synchronous and is
-    /// followed by the changelog records of what it covers (commit first, then log).
+    /// Commits the stored offsets. `CommitMode::Sync` is the caller's (revoke, shutdown):
+    /// the window changelog is then always written after the commit; on the timer
+    /// (`CommitMode::Async`) it is written when `kafka.changelog_interval_ms` has passed,
+    /// and that commit is made synchronous (commit first, then log).
     fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, mode: CommitMode) {
-        let mode = if self.changelog.is_some() {
-            CommitMode::Sync
-        } else {
-            mode
-        };
+        let log_now = self.changelog.is_some()
+            && (matches!(mode, CommitMode::Sync)
+                || lock(&self.changelog_written).elapsed()
+                    >= Duration::from_millis(self.config.kafka.changelog_interval_ms));
+        let mode = if log_now { CommitMode::Sync } else { mode };
         let committed = match consumer.commit_consumer_state(mode) {
             Ok(()) => {
                 Metrics::labelled(&self.metrics.commits, "result", "ok");
@@ -319,8 +323,9 @@ impl Inner {
                 false
             }
         };
-        if committed && matches!(mode, CommitMode::Sync) {
+        if committed && log_now {
             self.write_changelog();
+            *lock(&self.changelog_written) = Instant::now();
         }
     }
 
@@ -939,6 +944,7 @@ pub fn run_with_sink(
         metrics: metrics.clone(),
         producer: producer.clone(),
         changelog: changelog.clone(),
+        changelog_written: Mutex::new(Instant::now()),
         tx,
         state: Mutex::new(ConsumerState {
             parts: HashMap::new(),

@@ -131,6 +131,7 @@ class FileWatcher(threading.Thread):
 
 
 COMMIT_INTERVAL_MS = 300  # --commit-interval-ms
+CHANGELOG_INTERVAL_MS = 10000  # --changelog-interval-ms
 
 
 def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_port):
@@ -150,7 +151,8 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
     cfg = h.scorer_config(os.path.join(tmp, f"{group}.toml"), brokers=broker.address, topic=topic, preds="", dlq="",
                           group=group, model=model, out_dir=out, backend=backend, http_port=http_port,
                           max_rows=max_rows, max_wait_ms=20, file_age_ms=200, extra=extra, partition_by="none",
-                          changelog=changelog, commit_interval_ms=COMMIT_INTERVAL_MS)
+                          changelog=changelog, commit_interval_ms=COMMIT_INTERVAL_MS,
+                          changelog_interval_ms=CHANGELOG_INTERVAL_MS)
     env = {}
     if backend == "ort-cpu":
         env["SCORER__MODEL__ORT_DYLIB_PATH"] = ort_dylib()
@@ -264,9 +266,12 @@ def main():
     ap.add_argument("--backends", default="tract,ort-cpu,python")
     ap.add_argument("--commit-interval-ms", type=int, default=300,
                     help="the scorer's kafka.commit_interval_ms (production default 5000)")
+    ap.add_argument("--changelog-interval-ms", type=int, default=10000,
+                    help="the scorer's kafka.changelog_interval_ms (default 10000)")
     args = ap.parse_args()
-    global COMMIT_INTERVAL_MS
+    global COMMIT_INTERVAL_MS, CHANGELOG_INTERVAL_MS
     COMMIT_INTERVAL_MS = args.commit_interval_ms
+    CHANGELOG_INTERVAL_MS = args.changelog_interval_ms
     tmp = tempfile.mkdtemp(prefix="scorer-bench-")
     model = os.path.join(tmp, "model.onnx")
     how = build_model(model, seed=7, preset=args.preset)

@@ -187,7 +187,8 @@ def compare(actual: List[dict], expected: Dict[Tuple[str, dt.date], dict], tol: 
 def scorer_config(path: str, *, brokers: str, topic: str, preds: str, dlq: str, group: str, model: str,
                   out_dir: str, backend: str = BACKEND, http_port: int = 0, max_rows: int = 64,
                   max_wait_ms: int = 20, file_age_ms: int = 500, extra: str = "", partition_by: str = "week",
-                  changelog: Optional[str] = None, commit_interval_ms: int = 300) -> str:
+                  changelog: Optional[str] = None, commit_interval_ms: int = 300,
+                  changelog_interval_ms: int = 300) -> str:
     """A scorer TOML config; the window changelog is `{topic}-changelog` (as `Broker.create_topics`
     makes it) unless `changelog` names another ("" = none: restore by replaying the input)."""
     changelog = f"{topic}-changelog" if changelog is None else changelog
@@ -201,6 +202,7 @@ changelog_topic = "{changelog}"
 group = "{group}"
 session_timeout_ms = 3000
 commit_interval_ms = {commit_interval_ms}
+changelog_interval_ms = {changelog_interval_ms}
 [model]
 path = "{model}"
 backend = "{backend}"
