@@ -183,24 +183,41 @@ mod tests {
         }
     }
 
+    /// The targets both loss tests use (two samples), with per-sample `weight`.
+    struct Fixture {
+        t7: Tensor,
+        t30: Tensor,
+        d7: Tensor,
+        d30: Tensor,
+        w: Tensor,
+    }
+
+    impl Fixture {
+        fn new(weight: [f32; 2]) -> Self {
+            Self {
+                t7: Tensor::from_slice(&[1.0f32, 0.5]),
+                t30: Tensor::from_slice(&[0.5f32, 0.5]),
+                d7: Tensor::from_slice(&[1i64, 0]),
+                d30: Tensor::from_slice(&[1i64, 0]),
+                w: Tensor::from_slice(&weight),
+            }
+        }
+
+        fn targets(&self) -> Targets<'_> {
+            Targets {
+                trend_7d: &self.t7,
+                trend_30d: &self.t30,
+                dir_7d: &self.d7,
+                dir_30d: &self.d30,
+                weight: &self.w,
+            }
+        }
+    }
+
     #[test]
     fn lstm_loss_matches_hand_computation() {
-        let (t7, t30) = (
-            Tensor::from_slice(&[1.0f32, 0.5]),
-            Tensor::from_slice(&[0.5f32, 0.5]),
-        );
-        let (d7, d30) = (
-            Tensor::from_slice(&[1i64, 0]),
-            Tensor::from_slice(&[1i64, 0]),
-        );
-        let w = Tensor::from_slice(&[1.0f32, 1.0]);
-        let y = Targets {
-            trend_7d: &t7,
-            trend_30d: &t30,
-            dir_7d: &d7,
-            dir_30d: &d30,
-            weight: &w,
-        };
+        let f = Fixture::new([1.0, 1.0]);
+        let y = f.targets();
         let loss = LstmLoss {
             weights: [1.0, 0.5, 1.0, 0.5],
         };
@@ -223,23 +240,9 @@ mod tests {
 
     #[test]
     fn weighted_losses_follow_their_weights() {
-        let (t7, t30) = (
-            Tensor::from_slice(&[1.0f32, 0.5]),
-            Tensor::from_slice(&[0.5f32, 0.5]),
-        );
-        let (d7, d30) = (
-            Tensor::from_slice(&[1i64, 0]),
-            Tensor::from_slice(&[1i64, 0]),
-        );
         // All weight on sample 0: trend_7d MSE is sample 0's (0.25).
-        let w = Tensor::from_slice(&[1.0f32, 0.0]);
-        let y = Targets {
-            trend_7d: &t7,
-            trend_30d: &t30,
-            dir_7d: &d7,
-            dir_30d: &d30,
-            weight: &w,
-        };
+        let f = Fixture::new([1.0, 0.0]);
+        let y = f.targets();
         let v = WeightedLstmLoss {
             weights: [1.0, 0.5, 1.0, 0.5],
         }
