@@ -1268,4 +1268,28 @@ mod mock_cluster_tests {
             );
         }
     }
+    #[test]
+    fn a_missing_or_short_changelog_topic_is_refused_at_start() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("in", 2, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&brokers, dir.path());
+        let start = |cfg: ScorerConfig| {
+            let model = Arc::new(ModelHandle::fixed(Arc::new(echo())));
+            run(
+                cfg,
+                model,
+                Arc::new(Metrics::new()),
+                Arc::new(AtomicBool::new(false)),
+            )
+        };
+        cfg.kafka.changelog_topic = "nope".into();
+        let e = start(cfg.clone()).unwrap_err().to_string();
+        assert!(e.contains("\"nope\" does not exist"), "{e}");
+        cluster.create_topic("short", 1, 1).unwrap();
+        cfg.kafka.changelog_topic = "short".into();
+        let e = start(cfg).unwrap_err().to_string();
+        assert!(e.contains("has 1 partitions, fewer than the 2"), "{e}");
+    }
 }
