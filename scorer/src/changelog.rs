@@ -64,15 +64,23 @@ enum Value {
     },
 }
 
-/// A changelog record as read back.
+/// A changelog record as read back, decoded once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
     /// Offset in the changelog partition.
     pub offset: i64,
-    /// Key (ticker or a marker key).
-    pub key: Vec<u8>,
-    /// Value; `None` is a tombstone.
-    pub value: Option<Vec<u8>>,
+    /// The decoded entry, or what is wrong with the record.
+    pub entry: Result<Entry, String>,
+}
+
+impl Record {
+    /// Decodes the record at `offset` (`value = None` is a tombstone).
+    pub fn read(offset: i64, key: &[u8], value: Option<&[u8]>) -> Self {
+        Self {
+            offset,
+            entry: decode(key, value),
+        }
+    }
 }
 
 /// A decoded record.
@@ -242,11 +250,6 @@ impl PartitionLog {
         self.shadow_at
     }
 
-    /// Rows applied to the live store but not yet durable.
-    pub fn queued(&self) -> usize {
-        self.queue.len()
-    }
-
     /// The shadow store (state at [`PartitionLog::at`]).
     pub fn shadow(&self) -> &WindowStore {
         &self.shadow
@@ -324,33 +327,29 @@ impl PartitionLog {
 /// snapshot among `records` (read backwards from the end, offset order). `None` when no
 /// complete full snapshot is in `records` (read further back).
 pub fn full_snapshot_start(records: &[Record]) -> Option<i64> {
-    let (i, as_of, count) = records.iter().enumerate().rev().find_map(|(i, r)| {
-        if r.key != FULL_MARKER_KEY {
-            return None;
-        }
-        match decode(&r.key, r.value.as_deref()) {
+    let (i, as_of, count) = records
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, r)| match r.entry {
             Ok(Entry::Marker {
                 as_of,
                 full: true,
                 count,
             }) => Some((i, as_of, count)),
             _ => None,
-        }
-    })?;
+        })?;
     let mut seen = 0;
     let mut first = records[i].offset;
     for r in records[..i].iter().rev() {
         if seen == count {
             break;
         }
-        if r.key.first() == Some(&0) {
-            continue;
-        }
         if let Ok(Entry::Ticker {
             as_of: a,
             full: true,
             ..
-        }) = decode(&r.key, r.value.as_deref())
+        }) = r.entry
         {
             if a == as_of {
                 seen += 1;
@@ -383,8 +382,6 @@ pub struct Restoring {
     as_of: HashMap<String, i64>,
     /// Replay input from this offset (the newest marker); `None` = from the input's start.
     pub replay_from: Option<i64>,
-    /// Ticker records used.
-    pub records: usize,
     /// Tickers the replay changed (their records may be missing: log them again).
     pub dirty: BTreeSet<String>,
     /// A complete full snapshot was among the records.
@@ -406,14 +403,14 @@ impl Restoring {
 
 /// Plans the restore of one partition at committed input offset `committed` from its
 /// changelog records (offset order, starting at a full snapshot or the partition's start).
-pub fn plan_restore(records: &[Record], committed: i64, policy: GapPolicy) -> Plan {
+pub fn plan_restore(records: Vec<Record>, committed: i64, policy: GapPolicy) -> Plan {
     let mut states: HashMap<String, (i64, TickerState)> = HashMap::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut marker: Option<i64> = None;
     let mut found_full = false;
     let mut problem: Option<String> = None;
     for r in records {
-        match decode(&r.key, r.value.as_deref()) {
+        match r.entry {
             Err(e) => {
                 problem.get_or_insert(format!("record at offset {}: {e}", r.offset));
             }
@@ -460,7 +457,6 @@ pub fn plan_restore(records: &[Record], committed: i64, policy: GapPolicy) -> Pl
     }
     let mut store = WindowStore::new(policy);
     let mut as_of = HashMap::with_capacity(states.len());
-    let records_used = states.len();
     for (ticker, (a, state)) in states {
         if let Err(e) = store.set_ticker_state(&ticker, state) {
             return Plan::Unusable {
@@ -474,7 +470,6 @@ pub fn plan_restore(records: &[Record], committed: i64, policy: GapPolicy) -> Pl
         store,
         as_of,
         replay_from: marker,
-        records: records_used,
         dirty: BTreeSet::new(),
         found_full,
     })
@@ -613,7 +608,7 @@ mod tests {
                     .filter(|r| r.offset >= start)
                     .cloned()
                     .collect();
-                let mut restoring = match plan_restore(&recs, committed, policy) {
+                let mut restoring = match plan_restore(recs, committed, policy) {
                     Plan::Restore(r) => r,
                     Plan::Unusable { reason, .. } => panic!("seed {seed}: {reason}"),
                 };
@@ -673,7 +668,7 @@ mod tests {
                         let n = rng.gen_range(0..=in_flight.len());
                         for (key, value) in in_flight.drain(..n) {
                             let offset = changelog.len() as i64;
-                            changelog.push(Record { offset, key, value });
+                            changelog.push(Record::read(offset, &key, value.as_deref()));
                         }
                     }
                     if rng.gen_bool(0.05) {
@@ -708,7 +703,7 @@ mod tests {
         let push = |out: Vec<Outgoing>, changelog: &mut Vec<Record>| {
             for (key, value) in out {
                 let offset = changelog.len() as i64;
-                changelog.push(Record { offset, key, value });
+                changelog.push(Record::read(offset, &key, value.as_deref()));
             }
         };
         let first = log.after_commit();
@@ -735,7 +730,7 @@ mod tests {
         // deltas of 10 per commit; a full snapshot once they reach 100 tickers
         let fulls = changelog
             .iter()
-            .filter(|r| r.key == FULL_MARKER_KEY)
+            .filter(|r| matches!(r.entry, Ok(Entry::Marker { full: true, .. })))
             .count();
         assert!(fulls >= 4, "{fulls} full snapshots");
         let start = full_snapshot_start(&changelog).unwrap();
@@ -750,7 +745,7 @@ mod tests {
             .filter(|r| r.offset >= start)
             .cloned()
             .collect();
-        match plan_restore(&recs, offset, GapPolicy::Reset) {
+        match plan_restore(recs, offset, GapPolicy::Reset) {
             Plan::Restore(r) => {
                 assert_eq!(&r.store, log.shadow());
                 assert_eq!(r.replay_from, Some(offset));
@@ -761,21 +756,17 @@ mod tests {
 
     #[test]
     fn records_ahead_of_the_committed_offset_make_the_changelog_unusable() {
-        let rec = |offset, key: &[u8], value: Vec<u8>| Record {
-            offset,
-            key: key.to_vec(),
-            value: Some(value),
-        };
+        let rec = |offset, key: &[u8], value: Vec<u8>| Record::read(offset, key, Some(&value));
         let recs = vec![
             rec(0, b"A", encode_ticker("A", 10, false, &state(3, 0.0))),
             rec(1, MARKER_KEY, encode_marker(10, false, 0)),
             rec(2, b"B", encode_ticker("B", 20, false, &state(2, 0.0))),
         ];
         assert!(matches!(
-            plan_restore(&recs, 20, GapPolicy::Reset),
+            plan_restore(recs.clone(), 20, GapPolicy::Reset),
             Plan::Restore(_)
         ));
-        match plan_restore(&recs, 15, GapPolicy::Reset) {
+        match plan_restore(recs.clone(), 15, GapPolicy::Reset) {
             Plan::Unusable { reason, tickers } => {
                 assert!(reason.contains("past the committed 15"), "{reason}");
                 assert_eq!(tickers.len(), 2);
@@ -785,18 +776,14 @@ mod tests {
         let mut bad = recs.clone();
         bad.push(rec(3, b"C", b"garbage".to_vec()));
         assert!(matches!(
-            plan_restore(&bad, 20, GapPolicy::Reset),
+            plan_restore(bad, 20, GapPolicy::Reset),
             Plan::Unusable { .. }
         ));
         // a tombstone removes a ticker; the highest as_of wins whatever the order
         let mut more = recs.clone();
-        more.push(Record {
-            offset: 3,
-            key: b"A".to_vec(),
-            value: None,
-        });
+        more.push(Record::read(3, b"A", None));
         more.push(rec(4, b"B", encode_ticker("B", 12, false, &state(1, 0.0))));
-        match plan_restore(&more, 20, GapPolicy::Reset) {
+        match plan_restore(more, 20, GapPolicy::Reset) {
             Plan::Restore(r) => {
                 assert_eq!(r.store.len(), 1);
                 assert_eq!(r.store.ticker_state("B").unwrap().rows.len(), 2);

@@ -564,7 +564,8 @@ impl Inner {
     }
 
     /// Reads changelog partition `p` backwards from its end, in growing chunks, until the
-    /// newest complete full snapshot; returns the records from there on (offset order).
+    /// newest complete full snapshot; returns the records from there on (offset order), each
+    /// decoded once as it is read.
     fn read_changelog(&self, p: i32, deadline: Instant) -> Result<Vec<Record>> {
         let topic = self.config.kafka.changelog_topic.as_str();
         let (low, high) = self
@@ -583,11 +584,11 @@ impl Inner {
             let start = (end - size).max(low);
             let mut chunk = Vec::new();
             self.read_range(topic, p, start, end, deadline, |m| {
-                chunk.push(Record {
-                    offset: m.offset(),
-                    key: m.key().unwrap_or_default().to_vec(),
-                    value: m.payload().map(<[u8]>::to_vec),
-                })
+                chunk.push(Record::read(
+                    m.offset(),
+                    m.key().unwrap_or_default(),
+                    m.payload(),
+                ))
             })?;
             chunk.append(&mut records);
             records = chunk;
@@ -625,7 +626,7 @@ impl Inner {
         }
         let records = self.read_changelog(p, deadline)?;
         let changelog_records = records.len();
-        match changelog::plan_restore(&records, committed, policy) {
+        match changelog::plan_restore(records, committed, policy) {
             Plan::Restore(mut r) => {
                 let input_rows =
                     self.replay_input(p, r.replay_from, committed, deadline, |o, row| {
