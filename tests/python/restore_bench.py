@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -23,13 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scorer_harness as h  # noqa: E402
 from scorer_model import build as build_model  # noqa: E402
 
-LINE = re.compile(r"windows restored partition=(\d+) committed=(\d+) rows=(\d+) changelog_records=(\d+) "
-                  r"tickers=(\d+) source=\"?(\w+)\"? secs=([0-9.e-]+)")
-
-
-def restores(path):
+def restores_in(path):
     with open(path, errors="replace") as f:
-        return [(int(p), int(c), int(r), int(cl), int(t), s, float(secs)) for p, c, r, cl, t, s, secs in LINE.findall(f.read())]
+        return h.restores(f.read())
 
 
 def run_group(broker, topic, model, tmp, name, changelog, expected, partitions):
@@ -48,12 +43,12 @@ def run_group(broker, topic, model, tmp, name, changelog, expected, partitions):
     assert rc == 0, s.log()[-3000:]
     s = h.Scorer(cfg, log)
     deadline = time.monotonic() + 600
-    while len(restores(log)) < 2 * partitions and time.monotonic() < deadline:
+    while len(restores_in(log)) < 2 * partitions and time.monotonic() < deadline:
         time.sleep(0.1)
     rc, _ = s.terminate()
     assert rc == 0, s.log()[-3000:]
-    second = restores(log)[partitions:2 * partitions]
-    assert len(second) == partitions, restores(log)
+    second = restores_in(log)[partitions:2 * partitions]
+    assert len(second) == partitions, restores_in(log)
     return scored_s, second
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -301,6 +302,17 @@ def consume_all(brokers: str, topic: str, expect: int, timeout: float = 60.0) ->
             msgs.append(m)
     c.close()
     return msgs
+
+
+RESTORED = re.compile(r"windows restored partition=(\d+) committed=(\d+) rows=(\d+) changelog_records=(\d+) "
+                      r"tickers=(\d+) source=\"?(\w+)\"? secs=([0-9.e-]+)")
+
+
+def restores(log_text: str) -> List[tuple]:
+    """The scorer's "windows restored" log lines: (partition, committed offset, input rows replayed,
+    changelog records read, tickers, source, seconds) per restore, in log order."""
+    return [(int(p), int(c), int(r), int(cl), int(t), src, float(secs))
+            for p, c, r, cl, t, src, secs in RESTORED.findall(log_text)]
 
 
 def wait_rows(out_dir: str, n: int, timeout: float, procs: Iterable[Scorer] = ()) -> List[dict]:

@@ -124,15 +124,6 @@ def interleaved(rows):
     return [(r["ticker"].encode(), h.message(r)) for r in rows]
 
 
-RESTORED = re.compile(r"windows restored partition=(\d+) committed=(\d+) rows=(\d+) changelog_records=(\d+) "
-                      r"tickers=(\d+) source=\"?(\w+)")
-
-
-def restores(log_text):
-    """(partition, committed, input rows replayed, changelog records, tickers, source) per restore."""
-    return [(int(p), int(c), int(r), int(cl), int(t), s) for p, c, r, cl, t, s in RESTORED.findall(log_text)]
-
-
 @pytest.mark.parametrize("changelog", [True, False], ids=["changelog", "input-replay"])
 def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, model, changelog):
     topic = "crash" if changelog else "crash-nolog"
@@ -164,7 +155,7 @@ def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, mode
         expected = h.score_offline(model, h.windows_by_rules(rows))
         actual = h.wait_rows(out, len(expected), 180, [s])
         h.compare(actual, expected)
-        found = restores(s.log())
+        found = h.restores(s.log())
         assert len(found) >= 12, "four starts x three partitions"
         mid = [r for r in found if r[1] > 0]
         assert len(mid) >= 6, f"restarts should restore windows mid-stream: {found}"
@@ -205,7 +196,7 @@ def test_windows_restore_from_the_changelog_and_survive_an_offset_reset(tmp_path
         s = h.Scorer(cfg, log)
         actual = h.wait_rows(out, len(expected), 120, [s])
         h.compare(actual, expected)
-        again = restores(s.log())[2:]
+        again = h.restores(s.log())[2:]
         assert len(again) == 2 and all(r[5] == "changelog" and r[2] == 0 and r[3] > 0 for r in again), again
         assert sum(r[4] for r in again) == n_tickers, again
         rc, _ = s.terminate()
@@ -218,7 +209,7 @@ def test_windows_restore_from_the_changelog_and_survive_an_offset_reset(tmp_path
         c.close()
         s = h.Scorer(cfg, log)
         deadline = time.monotonic() + 60
-        while len(restores(s.log())) < 6 and time.monotonic() < deadline:
+        while len(h.restores(s.log())) < 6 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "window changelog unusable" in s.log(), s.log()[-3000:]
         actual = h.wait_rows(out, len(expected), 120, [s])
@@ -228,9 +219,9 @@ def test_windows_restore_from_the_changelog_and_survive_an_offset_reset(tmp_path
         # and the changelog is consistent again: a restart restores from it
         s = h.Scorer(cfg, log)
         deadline = time.monotonic() + 60
-        while len(restores(s.log())) < 8 and time.monotonic() < deadline:
+        while len(h.restores(s.log())) < 8 and time.monotonic() < deadline:
             time.sleep(0.1)
-        last = restores(s.log())[6:]
+        last = h.restores(s.log())[6:]
         assert len(last) == 2 and all(r[5] == "changelog" and r[2] == 0 for r in last), last
         assert sum(r[4] for r in last) == n_tickers, last
     finally:
@@ -271,7 +262,7 @@ def test_two_instances_split_and_take_over(tmp_path, broker, model):
         last = re.findall(r"partitions assigned.*recover=(\[[^\]]*\])", a.log())[-1]
         assert len(re.findall(r"\((\d+), (-?\d+)\)", last)) == 4, f"a should own all 4 partitions at the end: {last}"
         # the partitions moved with their windows: restored from the changelog b flushed on revoke
-        moved = restores(a.log())[-4:]
+        moved = h.restores(a.log())[-4:]
         assert all(r[5] == "changelog" for r in moved), moved
         assert sum(r[4] for r in moved) > 0, moved
     finally:
