@@ -1,7 +1,10 @@
 //! Errors of the schemas crate. Each names the file and, where one is at fault, the row
 //! (1-based data row, header not counted) and the column, so a user can go straight to it.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Everything that can go wrong reading or writing the shared formats.
 #[derive(Debug, thiserror::Error)]
@@ -78,4 +81,34 @@ pub enum SchemaError {
     },
     #[error("invalid rows: {0}")]
     InvalidRows(String),
+}
+
+impl SchemaError {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| SchemaError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A Parquet error on `path`.
+    pub(crate) fn parquet(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Self + '_ {
+        move |source| SchemaError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Opens `path`, naming it in the error.
+pub(crate) fn open_file(path: &Path) -> Result<File, SchemaError> {
+    File::open(path).map_err(SchemaError::io(path))
+}
+
+/// Opens `path` as a Parquet file for the arrow reader, naming it in the error.
+pub(crate) fn parquet_reader(
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, SchemaError> {
+    ParquetRecordBatchReaderBuilder::try_new(open_file(path)?).map_err(SchemaError::parquet(path))
 }

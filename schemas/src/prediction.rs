@@ -4,7 +4,6 @@
 //! (`2026-11-30T12:00:00.123Z`). Parquet: `scored_at` is `timestamp(ms, UTC)` so Spark, DuckDB
 //! and pandas read it; `attention` is `list<float32>` of sequence_length items.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -17,9 +16,9 @@ use arrow::datatypes::{
     TimestampMillisecondType,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::error::parquet_reader;
 use crate::weekly::{date_to_days, days_to_date};
 use crate::SchemaError;
 
@@ -190,18 +189,9 @@ pub fn read_predictions_batch(batch: &RecordBatch) -> Result<Vec<PredictionRow>,
 
 /// Reads every prediction row of one Parquet file.
 pub fn read_predictions(path: &Path) -> Result<Vec<PredictionRow>, SchemaError> {
-    let pq = |source| SchemaError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(|source| SchemaError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(pq)?
+    let reader = parquet_reader(path)?
         .build()
-        .map_err(pq)?;
+        .map_err(SchemaError::parquet(path))?;
     let mut out = Vec::new();
     for batch in reader {
         out.extend(read_predictions_batch(&batch?)?);
@@ -213,6 +203,7 @@ pub fn read_predictions(path: &Path) -> Result<Vec<PredictionRow>, SchemaError> 
 mod tests {
     use super::*;
     use parquet::arrow::ArrowWriter;
+    use std::fs::File;
 
     fn sample(partition: Option<i32>) -> PredictionRow {
         PredictionRow {

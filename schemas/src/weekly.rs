@@ -17,13 +17,13 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Schema, SchemaRef};
 use chrono::NaiveDate;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{open_file, parquet_reader};
 use crate::{SchemaError, NUM_FEATURES};
 
 /// One weekly row of one ticker. `week` is the last trading day of the ISO week; `features`
@@ -121,18 +121,11 @@ pub fn write_rows_parquet(
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_key_value_metadata(if kv.is_empty() { None } else { Some(kv) })
         .build();
-    let io = |source| SchemaError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let pq = |source| SchemaError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::create(path).map_err(io)?;
-    let mut writer = ArrowWriter::try_new(file, weekly_schema(), Some(props)).map_err(pq)?;
-    writer.write(&batch).map_err(pq)?;
-    writer.close().map_err(pq)?;
+    let pq = || SchemaError::parquet(path);
+    let file = File::create(path).map_err(SchemaError::io(path))?;
+    let mut writer = ArrowWriter::try_new(file, weekly_schema(), Some(props)).map_err(pq())?;
+    writer.write(&batch).map_err(pq())?;
+    writer.close().map_err(pq())?;
     Ok(())
 }
 
@@ -146,16 +139,10 @@ pub fn read_rows(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
     let rows = if name.ends_with(".parquet") || name.ends_with(".pq") {
         read_parquet(path)?
     } else if name.ends_with(".csv") {
-        let f = File::open(path).map_err(|source| SchemaError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let f = open_file(path)?;
         read_csv(path, BufReader::new(f))?
     } else if name.ends_with(".csv.gz") {
-        let f = File::open(path).map_err(|source| SchemaError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let f = open_file(path)?;
         read_csv(path, flate2::read::MultiGzDecoder::new(BufReader::new(f)))?
     } else {
         return Err(SchemaError::UnsupportedFormat {
@@ -341,15 +328,7 @@ fn float_col<'a>(path: &Path, name: &str, arr: &'a ArrayRef) -> Result<FloatCol<
 }
 
 fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
-    let pq = |source| SchemaError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(|source| SchemaError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+    let builder = parquet_reader(path)?;
     let schema = builder.schema().clone();
     let names = feature_names();
     for required in ["ticker", "week"]
@@ -364,7 +343,10 @@ fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
             });
         }
     }
-    let reader = builder.with_batch_size(8192).build().map_err(pq)?;
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(SchemaError::parquet(path))?;
     let mut rows = Vec::new();
     let mut base = 0usize;
     for batch in reader {
@@ -487,6 +469,7 @@ pub fn with_extension(path: &Path, ext: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::io::Write;
 
     fn row(t: &str, week: &str, v: f32) -> WeeklyRow {
