@@ -51,12 +51,7 @@ pub fn evaluate(
     which: EvalSplit,
 ) -> Result<EvaluateReport> {
     let cfg = &m.config.training;
-    let corpus = Corpus::new(
-        rows,
-        &m.config.features.names,
-        m.config.sequence.sequence_length,
-        source,
-    )?;
+    let corpus = corpus(m, rows, source)?;
     let windows = match which {
         EvalSplit::All => corpus
             .windows()
@@ -94,14 +89,19 @@ pub fn evaluate(
     })
 }
 
-/// One prediction row per full window of `rows` (labelled or not), oldest first per ticker.
-pub fn predict(m: &LoadedModel, rows: &[WeeklyRow], source: &Path) -> Result<Vec<PredictionRow>> {
-    let corpus = Corpus::new(
+/// The windows of `rows` under the checkpoint's feature list and sequence length.
+fn corpus(m: &LoadedModel, rows: &[WeeklyRow], source: &Path) -> Result<Corpus> {
+    Corpus::new(
         rows,
         &m.config.features.names,
         m.config.sequence.sequence_length,
         source,
-    )?;
+    )
+}
+
+/// One prediction row per full window of `rows` (labelled or not), oldest first per ticker.
+pub fn predict(m: &LoadedModel, rows: &[WeeklyRow], source: &Path) -> Result<Vec<PredictionRow>> {
+    let corpus = corpus(m, rows, source)?;
     let windows = corpus.windows();
     if windows.is_empty() {
         return Err(TrainerError::data(

@@ -287,6 +287,17 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_trainer"))
 }
 
+/// Runs `cmd` and asserts it succeeded (its stderr in the failure message).
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn cli_fit_evaluate_predict_and_clear_errors() {
     let _g = serial();
@@ -301,27 +312,22 @@ fn cli_fit_evaluate_predict_and_clear_errors() {
     let cfg = dir.path().join("train.toml");
     std::fs::write(&cfg, "[model]\nhidden_dim = 8\nnum_lstm_layers = 1\nnum_attention_heads = 2\nhead_hidden_dims = [8]\n[training]\nepochs = 5\n").unwrap();
     let ckpt = dir.path().join("ckpt");
-    let out = Command::new(bin())
-        .args([
-            "fit",
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&ckpt)
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin())
+            .args([
+                "fit",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&ckpt)
+            .arg("--config")
+            .arg(&cfg),
     );
     // The flag overrides the file's epochs = 5.
     let metrics: serde_json::Value =
@@ -333,42 +339,32 @@ fn cli_fit_evaluate_predict_and_clear_errors() {
     assert_eq!(config["features"]["names"].as_array().unwrap().len(), 62);
     assert_eq!(config["sequence"]["sequence_length"], 12);
 
-    let out = Command::new(bin())
-        .args([
-            "evaluate",
-            "--device",
-            "cpu",
-            "--split",
-            "all",
-            "--checkpoint",
-        ])
-        .arg(&ckpt)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(bin())
+            .args([
+                "evaluate",
+                "--device",
+                "cpu",
+                "--split",
+                "all",
+                "--checkpoint",
+            ])
+            .arg(&ckpt)
+            .arg("--data")
+            .arg(&data),
     );
     let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(ev["metrics"]["7d"]["direction_accuracy"].as_f64().is_some());
 
     let preds = dir.path().join("preds.parquet");
-    let out = Command::new(bin())
-        .args(["predict", "--device", "cpu", "--checkpoint"])
-        .arg(&ckpt)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&preds)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin())
+            .args(["predict", "--device", "cpu", "--checkpoint"])
+            .arg(&ckpt)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&preds),
     );
     assert_eq!(read_predictions(&preds).unwrap().len(), 3 * (50 - 11));
 
