@@ -225,12 +225,7 @@ fn load_inputs(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    trendscore_schemas::logging::init("info", None);
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

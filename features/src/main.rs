@@ -79,13 +79,7 @@ fn parse_price_column(s: &str) -> Result<PriceColumn, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    trendscore_schemas::logging::init("info", None);
     match Cli::parse().cmd {
         Cmd::Build {
             prices,

@@ -8,11 +8,13 @@
 //! - [`message`]: the JSON value of an input-topic message.
 //! - [`synth`]: a seeded generator of weekly rows with a learnable signal, for tests and demos.
 //! - [`error`]: [`SchemaError`], which names the file, the row and the column at fault.
+//! - [`logging`]: the binaries' shared `tracing` set-up.
 //!
-//! This crate has no heavy dependencies beyond arrow/parquet, so every other crate (and the
+//! This crate has no heavy dependencies beyond arrow/parquet (and tracing-subscriber), so every other crate (and the
 //! torch-free scorer) can use it.
 
 pub mod error;
+pub mod logging;
 pub mod message;
 pub mod prediction;
 pub mod synth;

@@ -127,14 +127,10 @@ fn enum_from_str<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ort=warn,librdkafka=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    trendscore_schemas::logging::init(
+        "info,ort=warn,librdkafka=warn",
+        Some(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+    );
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run {

@@ -2,12 +2,6 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    trendscore_schemas::logging::init("info", None);
     trendscore_trainer::cli::run(trendscore_trainer::cli::Cli::parse())
 }
