@@ -239,7 +239,7 @@ impl PartitionLog {
             queue: VecDeque::new(),
             dirty,
             tombstones,
-            marker_at: if needs_full { -1 } else { at },
+            marker_at: at,
             deltas_since_full: 0,
             needs_full,
         }
@@ -281,7 +281,11 @@ impl PartitionLog {
     /// nothing moved since the last marker.
     pub fn after_commit(&mut self) -> Vec<Outgoing> {
         let at = self.shadow_at;
-        if at == self.marker_at && self.dirty.is_empty() && self.tombstones.is_empty() {
+        if !self.needs_full
+            && at == self.marker_at
+            && self.dirty.is_empty()
+            && self.tombstones.is_empty()
+        {
             return Vec::new();
         }
         let full = self.needs_full || self.deltas_since_full >= self.shadow.len().max(64);
