@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the scorer's integration tests against a real tansu broker on loopback.
+# Runs the scorer's integration tests against a real nisshi broker on loopback.
 #   scorer/integration.sh [pytest args...]
-# Builds the scorer binary, installs the broker if missing (deploy/broker/install.sh, ~10 min
-# the first time), then runs tests/python/test_scorer_kafka.py (each test module starts and
+# Uses $SCORER_BIN (else builds the workspace's binaries), installs the broker if missing
+# (deploy/broker/install.sh), then runs tests/python/test_scorer_kafka.py (each test module starts and
 # stops its own broker on a free port). The test model comes from the exporter binary when it
 # is built, else from torch.onnx (tests/python/scorer_model.py).
 set -euo pipefail
@@ -10,7 +10,11 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/trendscore/target}"
 cd "$ROOT"
 "$ROOT/deploy/broker/install.sh"
-cargo build -p trendscore-scorer
-export SCORER_BIN="$CARGO_TARGET_DIR/debug/scorer"
+# The binaries scripts/test.sh built (one workspace build); built here when run alone.
+if [[ -z "${SCORER_BIN:-}" ]]; then
+  cargo build -q --workspace --bins
+  export SCORER_BIN="$CARGO_TARGET_DIR/debug/scorer"
+fi
+export EXPORTER_BIN="${EXPORTER_BIN:-$CARGO_TARGET_DIR/debug/exporter}"
 cd "$ROOT/tests/python"
 exec python3 -m pytest -x -q test_scorer_kafka.py "$@"

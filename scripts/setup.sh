@@ -4,13 +4,15 @@
 #  - Python packages: torch==2.11.0 (libtorch for tch 0.24), onnxruntime (the ONNX Runtime
 #    library the scorer loads dynamically), and the test-side tools (numpy, onnx, pyarrow,
 #    pytest, safetensors, confluent-kafka, duckdb);
-#  - the Kafka-protocol broker (tansu 0.6.0, built once and cached under ~/.cache/trendscore).
+#  - the Kafka-protocol broker (nisshi 0.8.1, built once with cargo +nightly and cached under
+#    ~/.cache/trendscore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
-# make and g++ build librdkafka (rdkafka-sys); a TrueType font draws the text of the plots.
-APT_PACKAGES=(pkg-config make g++ fonts-dejavu-core)
+# make, g++ and libssl-dev build librdkafka with TLS/SASL (rdkafka-sys); cmake builds aws-lc
+# (the TLS of object_store's S3/GCS/Azure clients); a TrueType font draws the plots' text.
+APT_PACKAGES=(pkg-config make g++ libssl-dev cmake fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

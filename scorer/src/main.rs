@@ -1,36 +1,56 @@
 //! `scorer`: command-line entry. Parses flags, sets up tracing and signals, calls the library.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use trendscore_infer::{BackendChoice, LoadOptions};
-use trendscore_scorer::config::{self, GapPolicy, PartitionBy, SinkConfig};
+use clap::{Args, Parser, Subcommand};
+use trendscore_infer::BackendChoice;
+use trendscore_scorer::app::{self, Shutdown};
+use trendscore_scorer::backfill::{self, BackfillOptions, Shard};
+use trendscore_scorer::config::{self, GapPolicy, PartitionBy, ScorerConfig, SinkConfig};
 use trendscore_scorer::kafka::{self, TopicSpec};
-use trendscore_scorer::metrics::{self, Metrics};
-use trendscore_scorer::scoring::ModelHandle;
-use trendscore_scorer::{backfill, service};
 
 #[derive(Parser)]
-#[command(name = "scorer", about = "trendscore scoring service")]
+#[command(name = "scorer", about = "trendscore scoring service", version)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The config layers every Kafka command reads: a TOML file, then `SCORER__*` environment
+/// variables (e.g. `SCORER__KAFKA__SECURITY__PROTOCOL=sasl_ssl`), then these flags.
+#[derive(Args)]
+struct ConfigArgs {
+    /// TOML config file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Overrides kafka.brokers.
+    #[arg(long)]
+    brokers: Option<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self, mut flags: Vec<(&'static str, Option<String>)>) -> Result<ScorerConfig> {
+        flags.push(("kafka.brokers", self.brokers.clone()));
+        let flags: Vec<(&str, String)> = flags
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        Ok(config::load(
+            self.config.as_deref(),
+            std::env::vars(),
+            &flags,
+        )?)
+    }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Consume weekly rows from Kafka and write predictions (config: file, then SCORER__* env, then flags).
     Run {
-        /// TOML config file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Overrides kafka.brokers.
-        #[arg(long)]
-        brokers: Option<String>,
+        #[command(flatten)]
+        cfg: ConfigArgs,
         /// Overrides kafka.input_topic.
         #[arg(long)]
         input_topic: Option<String>,
@@ -40,7 +60,7 @@ enum Cmd {
         /// Overrides model.path.
         #[arg(long)]
         model: Option<String>,
-        /// Overrides sink.output_dir.
+        /// Overrides sink.output_dir (a path, file:///path, s3://bucket/prefix, gs://..., az://...).
         #[arg(long)]
         output_dir: Option<String>,
         /// Overrides model.backend (auto, ort-cuda, ort-cpu, tract).
@@ -49,45 +69,70 @@ enum Cmd {
         /// Overrides http.listen ("" = off).
         #[arg(long)]
         http_listen: Option<String>,
-        /// Print the effective config as TOML and exit.
+        /// Stop once every assigned partition is consumed up to its end offset at
+        /// assignment (commit, close files, leave the group, exit 0); sets run.drain.
+        #[arg(long)]
+        drain: bool,
+        /// Print the effective config as TOML (secrets masked) and exit.
         #[arg(long)]
         print_config: bool,
     },
-    /// Score a weekly-rows file offline into Parquet predictions.
+    /// Score weekly-rows files offline into Parquet predictions (local or object storage).
     Backfill {
         /// Exported ONNX model.
         #[arg(long)]
         model: PathBuf,
-        /// Weekly rows (Parquet, CSV, CSV.gz).
-        #[arg(long)]
-        input: PathBuf,
-        /// Output directory.
+        /// Weekly rows: a Parquet/CSV/CSV.gz file, a directory of them, or a glob
+        /// ("data/rows-*.parquet"); may be given several times.
+        #[arg(long, required = true)]
+        input: Vec<String>,
+        /// Output: a directory, file:///path, s3://bucket/prefix, gs://... or az://...
         #[arg(long)]
         output: PathBuf,
+        /// Score only shard I of N (tickers split by a stable hash), e.g. 0/4; output
+        /// names carry the shard, and a re-run replaces exactly this shard's files.
+        #[arg(long, default_value = "0/1")]
+        shard: Shard,
         /// Backend.
         #[arg(long, default_value = "auto")]
         backend: BackendChoice,
         /// Windows per inference call.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 1024)]
         batch: usize,
-        /// week, year or none.
-        #[arg(long, default_value = "week")]
-        partition_by: String,
-        /// reset or carry.
-        #[arg(long, default_value = "reset")]
-        gap_policy: String,
+        /// Parallel scoring threads (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Most input rows held in memory at once (tickers are scored in groups of about
+        /// this many rows).
+        #[arg(long, default_value_t = 2_000_000)]
+        max_rows_in_memory: usize,
+        /// Hive-style directories of the output.
+        #[arg(long, value_enum, default_value_t = PartitionBy::Year)]
+        partition_by: PartitionBy,
+        /// What a gap of one or more weeks does to a window.
+        #[arg(long, value_enum, default_value_t = GapPolicy::Reset)]
+        gap_policy: GapPolicy,
+        /// S3 endpoint override (e.g. http://127.0.0.1:9000 for MinIO), as
+        /// sink.object_store.endpoint.
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        /// Allow plain-HTTP object-store endpoints (local servers).
+        #[arg(long)]
+        s3_allow_http: bool,
     },
     /// Produce a weekly-rows file to the input topic (keyed by ticker, interleaved, timestamp = week).
     Replay {
+        #[command(flatten)]
+        cfg: ConfigArgs,
         /// Weekly rows (Parquet, CSV, CSV.gz).
         #[arg(long)]
         input: PathBuf,
-        /// bootstrap.servers.
+        /// Input topic (default: kafka.input_topic).
         #[arg(long)]
-        brokers: String,
-        /// Input topic.
-        #[arg(long)]
-        topic: String,
+        topic: Option<String>,
+        /// Partitions of the topic when it has to be created.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
     },
     /// Topic administration.
     Topics {
@@ -100,30 +145,25 @@ enum Cmd {
 enum TopicsCmd {
     /// Create the input, predictions, dead-letter and changelog topics (existing ones are kept).
     Create {
-        /// bootstrap.servers.
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Input topic (default: kafka.input_topic).
         #[arg(long)]
-        brokers: String,
-        /// Input topic.
-        #[arg(long, default_value = "weekly-rows")]
-        input_topic: String,
-        /// Predictions topic.
-        #[arg(long, default_value = "predictions")]
-        predictions_topic: String,
-        /// Dead-letter topic.
-        #[arg(long, default_value = "weekly-rows-dlq")]
-        dead_letter_topic: String,
-        /// Window changelog topic (compacted, as many partitions as the input); "" = none.
-        #[arg(long, default_value = "weekly-rows-changelog")]
-        changelog_topic: String,
-        /// Partitions of the input, predictions and changelog topics.
+        input_topic: Option<String>,
+        /// Predictions topic (default: kafka.predictions_topic).
+        #[arg(long)]
+        predictions_topic: Option<String>,
+        /// Dead-letter topic (default: kafka.dead_letter_topic).
+        #[arg(long)]
+        dead_letter_topic: Option<String>,
+        /// Window changelog topic (compacted, as many partitions as the input); "" = none
+        /// (default: kafka.changelog_topic).
+        #[arg(long)]
+        changelog_topic: Option<String>,
+        /// Partitions of every topic.
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },
-}
-
-fn enum_from_str<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(s.into()))
-        .with_context(|| format!("bad {what}: {s:?}"))
 }
 
 fn main() -> Result<()> {
@@ -131,87 +171,93 @@ fn main() -> Result<()> {
         "info,ort=warn,librdkafka=warn",
         Some(std::io::IsTerminal::is_terminal(&std::io::stderr())),
     );
-    let cli = Cli::parse();
-    match cli.cmd {
+    match Cli::parse().cmd {
         Cmd::Run {
-            config,
-            brokers,
+            cfg,
             input_topic,
             group,
             model,
             output_dir,
             backend,
             http_listen,
+            drain,
             print_config,
         } => {
-            let mut flags = Vec::new();
-            let pairs = [
-                ("kafka.brokers", brokers),
+            let mut cfg = cfg.load(vec![
                 ("kafka.input_topic", input_topic),
                 ("kafka.group", group),
                 ("model.path", model),
                 ("sink.output_dir", output_dir),
                 ("model.backend", backend),
                 ("http.listen", http_listen),
-            ];
-            for (k, v) in pairs {
-                if let Some(v) = v {
-                    flags.push((k, v));
-                }
-            }
-            let cfg = config::load(config.as_deref(), std::env::vars(), &flags)?;
+            ])?;
+            cfg.run.drain |= drain;
             if print_config {
-                println!("{}", toml::to_string_pretty(&cfg)?);
+                println!("{}", toml::to_string_pretty(&cfg.redacted())?);
                 return Ok(());
             }
-            run(cfg)
+            let shutdown = Shutdown::new();
+            on_signals(
+                shutdown.clone(),
+                Duration::from_millis(cfg.shutdown.timeout_ms),
+            )?;
+            app::run(cfg, shutdown).context("scorer run")
         }
         Cmd::Backfill {
             model,
             input,
             output,
+            shard,
             backend,
             batch,
+            threads,
+            max_rows_in_memory,
             partition_by,
             gap_policy,
+            s3_endpoint,
+            s3_allow_http,
         } => {
-            let opts = LoadOptions {
-                backend,
-                ..LoadOptions::default()
-            };
-            let handle = ModelHandle::load(&model, opts)?;
-            let m = handle.current();
-            tracing::info!(backend = %m.backend(), version = %m.info().model_version, "model loaded");
-            let sink = SinkConfig {
+            let mut sink = SinkConfig {
                 output_dir: output,
-                partition_by: enum_from_str::<PartitionBy>(&partition_by, "--partition-by")?,
+                partition_by,
                 ..SinkConfig::default()
             };
-            let gap: GapPolicy = enum_from_str(&gap_policy, "--gap-policy")?;
-            let report = backfill::backfill_file(m.as_ref(), &input, &sink, gap, batch)?;
-            println!(
-                "{}",
-                serde_json::json!({"rows_in": report.rows_in, "scored": report.scored, "files": report.files, "gaps": report.gaps})
-            );
+            sink.object_store.endpoint = s3_endpoint;
+            sink.object_store.allow_http = s3_allow_http;
+            let opts = BackfillOptions {
+                model,
+                backend,
+                inputs: input,
+                sink,
+                shard,
+                gap_policy,
+                batch,
+                threads,
+                max_rows_in_memory,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = backfill::run(&opts).context("scorer backfill")?;
+            println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Cmd::Replay {
+            cfg,
             input,
-            brokers,
             topic,
+            partitions,
         } => {
-            let k = config::KafkaConfig {
-                brokers,
-                ..Default::default()
-            };
-            let n = kafka::replay(&input, &k, &topic)?;
+            let cfg = cfg.load(vec![("kafka.input_topic", topic)])?;
+            let k = &cfg.kafka;
+            kafka::check_connection(k, Duration::from_secs(30))?;
+            kafka::create_topics_blocking(k, &[TopicSpec::new(&k.input_topic, partitions)])?;
+            let n = kafka::replay(&input, k, &k.input_topic)?;
             println!("{n}");
             Ok(())
         }
         Cmd::Topics {
             cmd:
                 TopicsCmd::Create {
-                    brokers,
+                    cfg,
                     input_topic,
                     predictions_topic,
                     dead_letter_topic,
@@ -219,80 +265,56 @@ fn main() -> Result<()> {
                     partitions,
                 },
         } => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let mut specs = vec![
-                TopicSpec::new(input_topic, partitions),
-                TopicSpec::new(predictions_topic, partitions),
-                TopicSpec::new(dead_letter_topic, 1),
-            ];
-            if !changelog_topic.is_empty() {
-                specs.push(TopicSpec::compacted(changelog_topic, partitions));
+            let cfg = cfg.load(vec![
+                ("kafka.input_topic", input_topic),
+                ("kafka.predictions_topic", predictions_topic),
+                ("kafka.dead_letter_topic", dead_letter_topic),
+                ("kafka.changelog_topic", changelog_topic),
+            ])?;
+            let k = &cfg.kafka;
+            kafka::check_connection(k, Duration::from_secs(30))?;
+            let mut specs = vec![TopicSpec::new(&k.input_topic, partitions)];
+            for name in [&k.predictions_topic, &k.dead_letter_topic] {
+                if !name.is_empty() {
+                    specs.push(TopicSpec::new(name, partitions));
+                }
             }
-            rt.block_on(kafka::create_topics(&brokers, &specs))?;
+            if !k.changelog_topic.is_empty() {
+                specs.push(TopicSpec::compacted(&k.changelog_topic, partitions));
+            }
+            kafka::create_topics_blocking(k, &specs)?;
             Ok(())
         }
     }
 }
 
-fn run(cfg: config::ScorerConfig) -> Result<()> {
-    let opts = LoadOptions {
-        backend: cfg.model.backend,
-        ort_dylib_path: cfg.model.ort_dylib_path.clone(),
-        intra_threads: cfg.model.intra_threads,
-    };
-    let handle = Arc::new(ModelHandle::load(&cfg.model.path, opts)?);
-    {
-        let m = handle.current();
-        tracing::info!(backend = %m.backend(), version = %m.info().model_version, path = %cfg.model.path.display(), "model loaded");
-    }
-    let metrics = Arc::new(Metrics::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+/// SIGTERM or SIGINT triggers `shutdown`; if the clean stop takes longer than `timeout`,
+/// the process exits with status 2.
+fn on_signals(shutdown: Shutdown, timeout: Duration) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let shutdown_timeout = Duration::from_millis(cfg.shutdown.timeout_ms);
-    let http_stop = Arc::new(tokio::sync::Notify::new());
-    if !cfg.http.listen.is_empty() {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind(&cfg.http.listen))
-            .with_context(|| format!("binding {}", cfg.http.listen))?;
-        tracing::info!(addr = %listener.local_addr()?, "metrics server");
-        let m = metrics.clone();
-        let n = http_stop.clone();
-        rt.spawn(async move {
-            if let Err(e) = metrics::serve(listener, m, async move { n.notified().await }).await {
-                tracing::error!(error = %e, "metrics server");
-            }
-        });
-    }
-    {
-        let stop = stop.clone();
-        rt.spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                tracing::error!("cannot install signal handlers");
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = int.recv() => tracing::info!("SIGINT"),
-            }
-            stop.store(true, Ordering::Relaxed);
-            std::thread::spawn(move || {
-                std::thread::sleep(shutdown_timeout);
-                tracing::error!(?shutdown_timeout, "shutdown took too long; exiting");
-                std::process::exit(2);
+    std::thread::Builder::new()
+        .name("scorer-signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    tracing::error!("cannot install signal handlers");
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM"),
+                    _ = int.recv() => tracing::info!("SIGINT"),
+                }
             });
-        });
-    }
-    let result = service::run(cfg, handle, metrics, stop);
-    http_stop.notify_waiters();
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result.context("scorer run")
+            shutdown.trigger();
+            std::thread::sleep(timeout);
+            tracing::error!(?timeout, "shutdown took too long; exiting");
+            std::process::exit(2);
+        })?;
+    Ok(())
 }

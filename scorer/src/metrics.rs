@@ -1,10 +1,4 @@
-//! Prometheus metrics of the scorer and the HTTP server that exposes them.
-//!
-//! `/metrics` (text format), `/healthz` (200 while the process runs its loops), `/readyz`
-//! (200 once the model is loaded and the consumer has joined its group, 503 otherwise).
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+//! Prometheus metrics of the scorer (served on `/metrics` by [`crate::http`]).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -53,8 +47,8 @@ pub struct Metrics {
     pub changelog_records: Counter,
     /// Records read while restoring windows, by source (`changelog`, `input`).
     pub restore_records: Family<Labels, Counter>,
-    /// Set once the model is loaded and the consumer is running.
-    pub ready: AtomicBool,
+    /// Seconds to restore one partition's windows.
+    pub restore_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -83,6 +77,12 @@ impl Metrics {
         let produce_errors = Counter::default();
         let changelog_records = Counter::default();
         let restore_records = Family::<Labels, Counter>::default();
+        let restore_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register(
+            "restore_seconds",
+            "Seconds to restore one partition's windows",
+            restore_seconds.clone(),
+        );
         registry.register(
             "changelog_records",
             "Window changelog records produced",
@@ -161,7 +161,7 @@ impl Metrics {
             produce_errors,
             changelog_records,
             restore_records,
-            ready: AtomicBool::new(false),
+            restore_seconds,
         }
     }
 
@@ -193,48 +193,6 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
-}
-
-/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::http::StatusCode;
-    use axum::routing::get;
-    let m1 = metrics.clone();
-    let m2 = metrics;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let m = m1.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        m.render(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let m = m2.clone();
-                async move {
-                    if m.ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                    }
-                }
-            }),
-        );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 #[cfg(test)]

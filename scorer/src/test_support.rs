@@ -44,3 +44,24 @@ pub(crate) fn echo() -> Echo {
         metrics_json: "{}".into(),
     })
 }
+
+/// Test double: [`Echo`] whose `predict` blocks while `hold` is set (a stuck inference call).
+pub(crate) struct Held {
+    pub inner: Echo,
+    pub hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl InferenceModel for Held {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+    fn backend(&self) -> BackendKind {
+        self.inner.backend()
+    }
+    fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
+        while self.hold.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.inner.predict(features, batch)
+    }
+}

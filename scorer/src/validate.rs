@@ -106,7 +106,7 @@ pub fn validate(msg: InputMessage) -> Result<ValidRow, Rejection> {
     if ticker.is_empty() {
         return Err(reject(Reason::EmptyTicker, "ticker is empty"));
     }
-    let week = NaiveDate::parse_from_str(msg.week.trim(), "%Y-%m-%d")
+    let week = trendscore_schemas::parse_date(&msg.week)
         .map_err(|e| reject(Reason::BadDate, format!("week {:?}: {e}", msg.week)))?;
     if msg.features.len() != NUM_FEATURES {
         return Err(reject(
@@ -167,6 +167,14 @@ mod tests {
         assert_eq!(reason(&msg("A", "2024-01-05", 61)), Reason::WrongWidth);
         assert_eq!(reason(&msg("A", "2024-02-30", 62)), Reason::BadDate);
         assert_eq!(reason(&msg("A", "last week", 62)), Reason::BadDate);
+        for extreme in [
+            "-262144-01-01",
+            "+262143-12-31",
+            "0000-12-31",
+            "10000-01-01",
+        ] {
+            assert_eq!(reason(&msg("A", extreme, 62)), Reason::BadDate, "{extreme}");
+        }
         assert_eq!(reason(&msg(" ", "2024-01-05", 62)), Reason::EmptyTicker);
         let nan = msg("A", "2024-01-05", 62).replace("0.5", "NaN");
         assert_eq!(reason(&nan), Reason::NonFinite);
@@ -178,5 +186,82 @@ mod tests {
             parse_message(None).unwrap_err().reason,
             Reason::MalformedJson
         );
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::Bool),
+                any::<f64>().prop_map(|f| serde_json::json!(f)),
+                any::<i64>().prop_map(|i| serde_json::json!(i)),
+                ".*".prop_map(serde_json::Value::String),
+                "[-+]?[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}".prop_map(serde_json::Value::String),
+            ];
+            leaf.prop_recursive(3, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..70).prop_map(serde_json::Value::Array),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("ticker".to_string()),
+                            Just("week".to_string()),
+                            Just("features".to_string()),
+                            Just("trend_7day".to_string()),
+                            ".{0,8}".prop_map(|s: String| s),
+                        ],
+                        inner,
+                        0..6,
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn check(bytes: &[u8]) {
+            match parse_message(Some(bytes)) {
+                Ok(row) => {
+                    assert!(!row.ticker.trim().is_empty());
+                    assert!(trendscore_schemas::check_date(row.week).is_ok());
+                    assert_eq!(row.features.len(), NUM_FEATURES);
+                    assert!(row.features.iter().all(|f| f.is_finite()));
+                }
+                Err(r) => assert!(Reason::ALL.contains(&r.reason) && !r.detail.is_empty()),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+                check(&bytes);
+            }
+
+            #[test]
+            fn arbitrary_json_values_never_panic(v in json()) {
+                check(&serde_json::to_vec(&v).unwrap());
+            }
+
+            #[test]
+            fn near_valid_messages_get_a_row_or_a_reason(
+                ticker in ".{0,6}",
+                week in prop_oneof![
+                    "[-+]?[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}",
+                    Just("-262144-01-01".to_string()),
+                    Just("+262143-12-31".to_string()),
+                    Just("9999-12-31".to_string()),
+                ],
+                features in prop::collection::vec(
+                    prop_oneof![any::<f64>(), -1e3f64..1e3, Just(f64::MAX), Just(3.5e38)],
+                    60..64,
+                ),
+            ) {
+                let v = serde_json::json!({"ticker": ticker, "week": week, "features": features});
+                check(&serde_json::to_vec(&v).unwrap());
+            }
+        }
     }
 }

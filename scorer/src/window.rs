@@ -362,4 +362,46 @@ mod tests {
         assert!(!p.gap);
         assert_eq!(p.fate, Fate::Filling(2));
     }
+
+    mod properties {
+        use super::*;
+        use chrono::Datelike;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// Any sequence of rows, with dates anywhere chrono can represent, never panics,
+            /// and every window is 12 rows of one ticker in increasing ISO weeks.
+            #[test]
+            fn any_row_sequence_keeps_the_window_invariants(
+                steps in prop::collection::vec((0usize..3, prop_oneof![
+                    -3i64..40,
+                    Just(i64::from(NaiveDate::MIN.num_days_from_ce()) / 7 - 1000),
+                    Just(i64::from(NaiveDate::MAX.num_days_from_ce()) / 7),
+                ]), 1..200),
+                carry in any::<bool>(),
+            ) {
+                let policy = if carry { GapPolicy::Carry } else { GapPolicy::Reset };
+                let mut s = WindowStore::new(policy);
+                let lo = NaiveDate::MIN;
+                for (t, w) in steps {
+                    let days = (w * 7).clamp(0, i64::from(NaiveDate::MAX.num_days_from_ce() - lo.num_days_from_ce()));
+                    let week = lo.checked_add_days(chrono::Days::new(days as u64)).unwrap_or(NaiveDate::MAX);
+                    let p = s.push(ValidRow { ticker: format!("T{t}"), week, features: vec![w as f32; NUM_FEATURES] });
+                    if let Fate::Ready(win) = p.fate {
+                        prop_assert_eq!(win.features.len(), SEQUENCE_LENGTH * NUM_FEATURES);
+                        prop_assert!(win.window_start <= win.week);
+                        prop_assert_eq!(win.ticker, format!("T{t}"));
+                    }
+                    let st = s.ticker_state(&format!("T{t}"));
+                    if let Some(st) = st {
+                        prop_assert!(!st.rows.is_empty() && st.rows.len() <= SEQUENCE_LENGTH);
+                        let idx: Vec<i64> = st.rows.iter().map(|(d, _)| iso_week_index(*d)).collect();
+                        prop_assert!(idx.windows(2).all(|p| p[0] < p[1]));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 """How long a scorer takes to get its windows back on (re)assignment: from the window changelog
 (the default) against replaying the whole input partition (`kafka.changelog_topic = ""`).
 
-One topic of N tickers x W weeks on a real tansu broker. Two consumer groups score all of it,
+One topic of N tickers x W weeks on a real nisshi broker. Two consumer groups score all of it,
 one with the changelog and one without, and stop cleanly; then each restarts and the script
 reads the "windows restored" log lines: seconds, input rows replayed, changelog records read.
 Both restores must yield the same windows (same ticker count); the ratio is printed.

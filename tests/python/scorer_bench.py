@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end scorer benchmark: topic -> durable Parquet, against the real tansu broker.
+"""End-to-end scorer benchmark: topic -> durable Parquet, against the real nisshi broker.
 
 For each backend (tract; ort-cpu when an ONNX Runtime shared library is found) and for a
 minimal Python consumer doing the same job (confluent-kafka + onnxruntime + pyarrow: windows

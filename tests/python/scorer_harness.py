@@ -1,6 +1,6 @@
 """Helpers for the scorer integration tests and the scorer benchmark: broker, data, offline
 scoring, output readers and scorer processes. Used by test_scorer_kafka.py and
-scorer_bench.py; nothing here is a test double: the broker is the real tansu process, the
+scorer_bench.py; nothing here is a test double: the broker is the real nisshi process, the
 scorer the real binary, the offline reference onnxruntime."""
 
 from __future__ import annotations
@@ -47,15 +47,23 @@ def free_port() -> int:
 
 
 class Broker:
-    """A real tansu broker on loopback (deploy/broker/start.sh), SQLite storage in data_dir."""
+    """A real nisshi broker on loopback (deploy/broker/start.sh), SQLite storage in data_dir.
+    With `cert`/`key` its listener accepts only TLS; with `authentication` it requires SASL."""
 
-    def __init__(self, data_dir: str, port: Optional[int] = None):
+    def __init__(self, data_dir: str, port: Optional[int] = None, cert: Optional[str] = None,
+                 key: Optional[str] = None, authentication: bool = False):
         self.data_dir = data_dir
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.env = dict(os.environ)
+        if cert:
+            self.env.update({"BROKER_CERT": cert, "BROKER_KEY": key})
+        if authentication:
+            self.env["BROKER_AUTHENTICATION"] = "1"
 
     def start(self) -> None:
-        subprocess.run([os.path.join(ROOT, "deploy/broker/start.sh"), self.data_dir, str(self.port)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([os.path.join(ROOT, "deploy/broker/start.sh"), self.data_dir, str(self.port)], check=True,
+                       stdout=subprocess.DEVNULL, env=self.env)
 
     def stop(self) -> None:
         subprocess.run([os.path.join(ROOT, "deploy/broker/stop.sh"), self.data_dir], check=True, stdout=subprocess.DEVNULL)
@@ -229,13 +237,14 @@ timeout_ms = 15000
 class Scorer:
     """A `scorer run` process."""
 
-    def __init__(self, config: str, log: str, env: Optional[dict] = None):
+    def __init__(self, config: str, log: str, env: Optional[dict] = None, args: Iterable[str] = ()):
         self.log_path = log
         self.logf = open(log, "ab")
         e = dict(os.environ)
         e.setdefault("RUST_LOG", "info,ort=warn,librdkafka=warn")
         e.update(env or {})
-        self.proc = subprocess.Popen([scorer_bin(), "run", "--config", config], stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+        self.proc = subprocess.Popen([scorer_bin(), "run", "--config", config, *args], stdout=self.logf,
+                                     stderr=subprocess.STDOUT, env=e)
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -249,6 +258,9 @@ class Scorer:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:

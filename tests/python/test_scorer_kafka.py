@@ -1,8 +1,8 @@
 """Integration tests of `scorer run` / `scorer backfill` / `scorer replay` against a real
-tansu broker on loopback, the real scorer binary and onnxruntime as the offline reference.
+nisshi broker (tansu's successor) on loopback, the real scorer binary and onnxruntime as the offline reference.
 
 Run: python3 -m pytest -x -q tests/python/test_scorer_kafka.py
-Needs: the tansu binary (deploy/broker/install.sh), the scorer binary
+Needs: the nisshi binary (deploy/broker/install.sh), the scorer binary
 (cargo build -p trendscore-scorer), python packages confluent-kafka, onnxruntime, pyarrow,
 duckdb, torch (test model).
 """
@@ -417,3 +417,158 @@ def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
     finally:
         if s.alive():
             s.kill9()
+
+
+def test_kill9_at_random_moments_then_recovery_in_bounded_time(tmp_path, broker, model):
+    """Kill -9 three times at random moments, twice before the instance can have been
+    assigned anything (a crash-looping pod), then start again: the new instance must own its
+    partitions within about the session timeout plus the restore, and the output must be
+    exactly the uninterrupted run's."""
+    topic = "crashloop"
+    preds, dlq = setup_topic(broker, topic, 3)
+    n_tickers, weeks = 6, 40
+    rows = h.make_rows(n_tickers, weeks, seed=17)
+    h.produce(broker.address, topic, interleaved(rows))
+    out = str(tmp_path / "out")
+    session_s = 3.0  # scorer_config's session_timeout_ms
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group=f"g-{topic}", model=model, out_dir=out, max_rows=4, file_age_ms=200)
+    log = str(tmp_path / "scorer.log")
+    rng = random.Random(99)
+    # before assignment: right after start, and after it joined but (likely) before sync
+    for delay in (rng.uniform(0.05, 0.3), rng.uniform(0.3, 1.0)):
+        s = h.Scorer(cfg, log)
+        time.sleep(delay)
+        s.kill9()
+    # the third kill mid-processing
+    s = h.Scorer(cfg, log)
+    deadline = time.monotonic() + 60
+    while not h.restores(s.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.1, 0.8))
+    s.kill9()
+    before = len(h.restores(s.log()))
+    start = time.monotonic()
+    s = h.Scorer(cfg, log)
+    try:
+        while len(h.restores(s.log())) < before + 3 and time.monotonic() - start < 60:
+            time.sleep(0.05)
+        owned_after = time.monotonic() - start
+        assert len(h.restores(s.log())) >= before + 3, s.log()[-4000:]
+        # dead members are evicted after the session timeout; one rebalance round may wait
+        # for that, plus start-up and the restore itself
+        assert owned_after < 4 * session_s + 10, f"partitions owned only after {owned_after:.1f} s"
+        expected = h.score_offline(model, h.windows_by_rules(rows))
+        actual = h.wait_rows(out, len(expected), 120, [s])
+        h.compare(actual, expected)
+    finally:
+        if s.alive():
+            s.kill9()
+
+
+def test_one_of_two_instances_killed_the_survivor_takes_over(tmp_path, broker, model):
+    topic = "takeover9"
+    preds, dlq = setup_topic(broker, topic, 4)
+    n_tickers, weeks = 8, 40
+    rows = h.make_rows(n_tickers, weeks, seed=23)
+    out = str(tmp_path / "out")
+    cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
+                          group=f"g-{topic}", model=model, out_dir=out, max_rows=8, file_age_ms=300)
+    import threading
+
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+                                kwargs={"delay_s": 0.1, "every": n_tickers})
+    a = h.Scorer(cfg, str(tmp_path / "a.log"))
+    b = h.Scorer(cfg, str(tmp_path / "b.log"))
+    try:
+        producer.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (h.restores(a.log()) and h.restores(b.log())):
+            time.sleep(0.2)
+        assert h.restores(a.log()) and h.restores(b.log()), "both members own partitions"
+        time.sleep(1.0)
+        b.kill9()
+        killed = time.monotonic()
+        deadline = killed + 60
+        while time.monotonic() < deadline:
+            last = re.findall(r"partitions assigned.*recover=(\[[^\]]*\])", a.log())
+            if last and len(re.findall(r"\((\d+), (-?\d+)\)", last[-1])) == 4:
+                break
+            time.sleep(0.2)
+        took = time.monotonic() - killed
+        last = re.findall(r"partitions assigned.*recover=(\[[^\]]*\])", a.log())[-1]
+        assert len(re.findall(r"\((\d+), (-?\d+)\)", last)) == 4, f"a should own all 4 partitions: {last}"
+        assert took < 4 * 3.0 + 10, f"the survivor took over only after {took:.1f} s"
+        producer.join()
+        expected = h.score_offline(model, h.windows_by_rules(rows))
+        actual = h.wait_rows(out, len(expected), 180, [a])
+        h.compare(actual, expected)
+    finally:
+        for s in (a, b):
+            if s.alive():
+                s.kill9()
+        producer.join() if producer.is_alive() else None
+
+
+CLIENT = r'''
+import sys, time, json
+from confluent_kafka import Consumer
+brokers, topic, group = sys.argv[1:4]
+owned = set()
+def on_assign(c, parts):
+    owned.clear(); owned.update(p.partition for p in parts)
+    print(json.dumps({"t": time.time(), "owned": sorted(owned)}), flush=True)
+def on_revoke(c, parts):
+    owned.clear()
+    print(json.dumps({"t": time.time(), "owned": []}), flush=True)
+c = Consumer({"bootstrap.servers": brokers, "group.id": group, "session.timeout.ms": 6000,
+              "heartbeat.interval.ms": 1000, "auto.offset.reset": "earliest"})
+c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+while True:
+    c.poll(0.2)
+'''
+
+
+def test_broker_evicts_a_member_killed_without_leaving(tmp_path, broker):
+    """The broker property recovery rests on, shown with two plain confluent-kafka clients:
+    SIGKILL one member, and the survivor must be assigned every partition after about the
+    session timeout (6 s). tansu 0.6.0 never evicts such a member (measured: its partitions
+    stay assigned to the dead member); nisshi 0.8.1 does."""
+    import subprocess
+    import sys
+
+    topic = "evict"
+    broker.create_topics(topic, 4)
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+
+    def client(name):
+        f = open(tmp_path / f"{name}.out", "w")
+        return subprocess.Popen([sys.executable, str(script), broker.address, topic, "g-evict"], stdout=f), tmp_path / f"{name}.out"
+
+    def owned(path):
+        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        return lines[-1]["owned"] if lines else None
+
+    a, a_out = client("a")
+    b, b_out = client("b")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            oa, ob = owned(a_out), owned(b_out)
+            if oa and ob and sorted(oa + ob) == [0, 1, 2, 3]:
+                break
+            time.sleep(0.2)
+        assert sorted((owned(a_out) or []) + (owned(b_out) or [])) == [0, 1, 2, 3], "both members own partitions"
+        b.kill()
+        b.wait()
+        killed = time.monotonic()
+        while time.monotonic() - killed < 45 and owned(a_out) != [0, 1, 2, 3]:
+            time.sleep(0.2)
+        took = time.monotonic() - killed
+        assert owned(a_out) == [0, 1, 2, 3], f"the dead member's partitions are still not re-assigned {took:.0f} s after SIGKILL"
+        assert took < 6 + 10, f"re-assigned only after {took:.1f} s (session timeout 6 s)"
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()

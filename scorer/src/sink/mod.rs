@@ -1,20 +1,24 @@
-//! Where predictions go: the [`PredictionSink`] trait and [`ParquetDirSink`], a local
-//! directory of Parquet files (object storage can implement the same trait later).
+//! Where predictions go: the [`PredictionSink`] trait and [`Rolling`], the one
+//! implementation of it, over a [`Storage`] backend: a local directory ([`local::LocalDir`])
+//! or an object store such as S3, GCS or Azure ([`object::ObjectDir`]), chosen by the URL
+//! of `sink.output_dir` ([`open`]).
 //!
-//! Durability protocol (what makes crash recovery exact):
+//! Durability protocol (what makes crash recovery exact), the same for every backend:
 //! - rows of one source partition are appended in input-offset order;
-//! - a file is written to a hidden temporary name (`.NAME.inprogress`), then closed,
-//!   fsynced, renamed to `TOPIC-PARTITION-FIRSTOFFSET.parquet` and its directory fsynced;
-//! - rolling always closes *every* open file of the partition at once, so when a partition
-//!   has no open file, every row it produced so far is durable and its next offset may be
-//!   stored; every later file starts at or after that offset;
-//! - on (re)assignment [`PredictionSink::discard_after`] removes the partition's temporary
-//!   files and the files whose first offset is at or past the committed offset.
+//! - a file becomes visible under its final name `TOPIC-PARTITION-FIRSTOFFSET.parquet` only
+//!   once it is complete and durable (local: temporary name, fsync, rename, fsync of the
+//!   directory; object store: one PUT or a completed multipart upload, both atomic);
+//! - rolling closes *every* open file of the partition at once, and
+//!   [`PredictionSink::first_open_offset`] says below which offset every row is durable;
+//! - on (re)assignment [`PredictionSink::discard_after`] removes the partition's incomplete
+//!   files (temporary files, multipart uploads) and the files whose first offset is at or
+//!   past the committed offset.
+
+pub mod local;
+pub mod object;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Datelike;
@@ -25,6 +29,9 @@ use trendscore_schemas::{prediction_schema, predictions_to_batch, PredictionRow}
 
 use crate::config::{PartitionBy, SinkConfig};
 use crate::{io_err, Result, ScorerError};
+
+pub use local::{LocalDir, ParquetDirSink};
+pub use object::ObjectDir;
 
 /// One input partition: the unit of offsets, files and recovery.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,8 +45,8 @@ pub struct SourceKey {
 /// A file made durable.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClosedFile {
-    /// Its final path.
-    pub path: PathBuf,
+    /// Where it is: a local path or an object URL.
+    pub location: String,
     /// The partition it belongs to.
     pub source: SourceKey,
     /// Rows in it.
@@ -63,11 +70,255 @@ pub trait PredictionSink: Send {
     fn close_source(&mut self, source: &SourceKey) -> Result<Vec<ClosedFile>>;
     /// Closes every open file.
     fn close_all(&mut self) -> Result<Vec<ClosedFile>>;
+    /// The first input offset of `source` with rows in an open (not yet durable) file;
+    /// `None` when `source` has no open file. Every row of `source` below it is durable.
+    fn first_open_offset(&self, source: &SourceKey) -> Option<i64>;
     /// True while `source` has an open (not yet durable) file.
-    fn has_open(&self, source: &SourceKey) -> bool;
+    fn has_open(&self, source: &SourceKey) -> bool {
+        self.first_open_offset(source).is_some()
+    }
     /// Removes `source`'s temporary files and files whose first offset >= `committed`;
     /// returns how many files were removed. Call only while `source` has no open file.
     fn discard_after(&mut self, source: &SourceKey, committed: i64) -> Result<usize>;
+}
+
+/// The sink `config.output_dir` names: `s3://`, `gs://`, `az://` (and the other object
+/// store URLs) write to that object store, `file:///path` or a plain path to a local
+/// directory.
+pub fn open(config: &SinkConfig) -> Result<Box<dyn PredictionSink>> {
+    match object::ObjectDir::from_config(config)? {
+        Some(store) => Ok(Box::new(Rolling::new(config, store)?)),
+        None => Ok(Box::new(ParquetDirSink::local(config)?)),
+    }
+}
+
+/// Where the bytes of files go: the backend half of a sink.
+pub trait Storage: Send {
+    /// The output one open file writes to.
+    type Out: std::io::Write + Send;
+    /// Opens the output of the file `name` in the Hive directory `dir` ("" = the root).
+    fn create(&mut self, dir: &str, name: &str) -> Result<Self::Out>;
+    /// Called after rows were written: may upload what is complete (multipart parts).
+    fn progress(&mut self, _out: &mut Self::Out) -> Result<()> {
+        Ok(())
+    }
+    /// Makes a closed file durable under its final name; returns its location.
+    fn commit(&mut self, out: Self::Out) -> Result<String>;
+    /// Removes `source`'s incomplete files and its files whose first offset >= `committed`;
+    /// returns how many were removed.
+    fn discard_after(&mut self, source: &SourceKey, committed: i64) -> Result<usize>;
+    /// A description for errors and logs (the root path or URL).
+    fn describe(&self) -> String;
+}
+
+/// Writer settings every backend shares.
+pub fn writer_properties(config: &SinkConfig) -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(config.zstd_level)
+        .map_err(|e| ScorerError::Config(format!("sink.zstd_level: {e}")))?;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_size(config.row_group_rows.max(1))
+        .set_created_by("trendscore-scorer".into())
+        .build())
+}
+
+struct OpenFile<O: std::io::Write + Send> {
+    writer: ArrowWriter<O>,
+    first_offset: i64,
+    rows: usize,
+    opened_at: Instant,
+}
+
+/// The sink: Hive directories, rolling, the open-file cap and the durability protocol of
+/// this module, over any [`Storage`].
+pub struct Rolling<S: Storage> {
+    storage: S,
+    by: PartitionBy,
+    policy: RollingPolicy,
+    max_open: usize,
+    props: WriterProperties,
+    open: HashMap<(SourceKey, String), OpenFile<S::Out>>,
+}
+
+impl<S: Storage> Rolling<S> {
+    /// A sink over `storage` with the layout and rolling of `config`.
+    pub fn new(config: &SinkConfig, storage: S) -> Result<Self> {
+        Ok(Self {
+            storage,
+            by: config.partition_by,
+            policy: RollingPolicy::from_config(config),
+            max_open: config.max_open_files.max(1),
+            props: writer_properties(config)?,
+            open: HashMap::new(),
+        })
+    }
+
+    /// Number of open files.
+    pub fn open_files(&self) -> usize {
+        self.open.len()
+    }
+
+    fn parquet_err(&self, source: parquet::errors::ParquetError) -> ScorerError {
+        ScorerError::Parquet {
+            path: self.storage.describe().into(),
+            source,
+        }
+    }
+
+    fn open_file(
+        &mut self,
+        source: &SourceKey,
+        dir: &str,
+        first_offset: i64,
+        now: Instant,
+    ) -> Result<()> {
+        let out = self.storage.create(dir, &file_name(source, first_offset))?;
+        let writer = ArrowWriter::try_new(out, prediction_schema(), Some(self.props.clone()))
+            .map_err(|e| self.parquet_err(e))?;
+        self.open.insert(
+            (source.clone(), dir.to_string()),
+            OpenFile {
+                writer,
+                first_offset,
+                rows: 0,
+                opened_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    fn finish(&mut self, key: (SourceKey, String), f: OpenFile<S::Out>) -> Result<ClosedFile> {
+        let rows = f.rows;
+        let out = f.writer.into_inner().map_err(|e| self.parquet_err(e))?;
+        let location = self.storage.commit(out)?;
+        Ok(ClosedFile {
+            location,
+            source: key.0,
+            rows,
+        })
+    }
+
+    fn close_where(&mut self, pred: impl Fn(&SourceKey) -> bool) -> Result<Vec<ClosedFile>> {
+        let mut keys: Vec<(SourceKey, String)> =
+            self.open.keys().filter(|k| pred(&k.0)).cloned().collect();
+        keys.sort();
+        let mut closed = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(f) = self.open.remove(&key) {
+                closed.push(self.finish(key, f)?);
+            }
+        }
+        Ok(closed)
+    }
+}
+
+impl<S: Storage> PredictionSink for Rolling<S> {
+    fn write(
+        &mut self,
+        source: &SourceKey,
+        rows: &[PredictionRow],
+        offsets: &[i64],
+        now: Instant,
+    ) -> Result<Vec<ClosedFile>> {
+        if rows.len() != offsets.len() {
+            return Err(ScorerError::Internal(format!(
+                "sink.write: {} rows but {} offsets",
+                rows.len(),
+                offsets.len()
+            )));
+        }
+        let mut closed = Vec::new();
+        let mut i = 0;
+        while i < rows.len() {
+            // A run of consecutive rows for one directory keeps offset order within files.
+            let dir = hive_dir(self.by, &rows[i]);
+            let mut j = i + 1;
+            while j < rows.len() && hive_dir(self.by, &rows[j]) == dir {
+                j += 1;
+            }
+            let key = (source.clone(), dir.clone());
+            if !self.open.contains_key(&key) {
+                if self.open.len() >= self.max_open {
+                    // Close the partition holding the oldest open file.
+                    if let Some(oldest) = self
+                        .open
+                        .iter()
+                        .min_by_key(|(_, f)| f.opened_at)
+                        .map(|(k, _)| k.0.clone())
+                    {
+                        closed.extend(self.close_where(|s| *s == oldest)?);
+                    }
+                }
+                self.open_file(source, &dir, offsets[i], now)?;
+            }
+            let max_rows = self.policy.max_rows;
+            let f = self
+                .open
+                .get_mut(&key)
+                .ok_or_else(|| ScorerError::Internal("open file vanished".into()))?;
+            // Never put more than max_rows into one file.
+            let j = j.min(i + max_rows.saturating_sub(f.rows).max(1));
+            let batch = predictions_to_batch(&rows[i..j])?;
+            if let Err(e) = f.writer.write(&batch) {
+                return Err(self.parquet_err(e));
+            }
+            f.rows += j - i;
+            let bytes = (f.writer.bytes_written() + f.writer.in_progress_size()) as u64;
+            let roll =
+                self.policy
+                    .should_roll(f.rows, bytes, now.saturating_duration_since(f.opened_at));
+            self.storage.progress(f.writer.inner_mut())?;
+            if roll {
+                closed.extend(self.close_where(|s| s == source)?);
+            }
+            i = j;
+        }
+        Ok(closed)
+    }
+
+    fn roll_due(&mut self, now: Instant) -> Result<Vec<ClosedFile>> {
+        let mut due: Vec<SourceKey> = self
+            .open
+            .iter()
+            .filter(|(_, f)| {
+                self.policy
+                    .should_roll(0, 0, now.saturating_duration_since(f.opened_at))
+            })
+            .map(|(k, _)| k.0.clone())
+            .collect();
+        due.sort();
+        due.dedup();
+        let mut closed = Vec::new();
+        for s in due {
+            closed.extend(self.close_where(|k| *k == s)?);
+        }
+        Ok(closed)
+    }
+
+    fn close_source(&mut self, source: &SourceKey) -> Result<Vec<ClosedFile>> {
+        self.close_where(|s| s == source)
+    }
+
+    fn close_all(&mut self) -> Result<Vec<ClosedFile>> {
+        self.close_where(|_| true)
+    }
+
+    fn first_open_offset(&self, source: &SourceKey) -> Option<i64> {
+        self.open
+            .iter()
+            .filter(|(k, _)| &k.0 == source)
+            .map(|(_, f)| f.first_offset)
+            .min()
+    }
+
+    fn discard_after(&mut self, source: &SourceKey, committed: i64) -> Result<usize> {
+        if self.has_open(source) {
+            return Err(ScorerError::Internal(format!(
+                "discard_after({source:?}) with open files"
+            )));
+        }
+        self.storage.discard_after(source, committed)
+    }
 }
 
 /// When a file is closed: the pure rolling rule.
@@ -132,258 +383,6 @@ pub fn parse_file_name(name: &str) -> Option<(String, i32, i64, bool)> {
     Some((topic, partition, offset, temp))
 }
 
-struct OpenFile {
-    writer: ArrowWriter<File>,
-    tmp_path: PathBuf,
-    final_path: PathBuf,
-    rows: usize,
-    opened_at: Instant,
-}
-
-/// Parquet files in a local directory. See the module docs for the protocol.
-pub struct ParquetDirSink {
-    root: PathBuf,
-    by: PartitionBy,
-    policy: RollingPolicy,
-    max_open: usize,
-    props: WriterProperties,
-    open: HashMap<(SourceKey, String), OpenFile>,
-}
-
-impl ParquetDirSink {
-    /// A sink writing under `config.output_dir` (created if missing).
-    pub fn new(config: &SinkConfig) -> Result<Self> {
-        std::fs::create_dir_all(&config.output_dir).map_err(|e| io_err(&config.output_dir, e))?;
-        let level = ZstdLevel::try_new(config.zstd_level)
-            .map_err(|e| ScorerError::Config(format!("sink.zstd_level: {e}")))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_size(65_536)
-            .set_created_by("trendscore-scorer".into())
-            .build();
-        Ok(Self {
-            root: config.output_dir.clone(),
-            by: config.partition_by,
-            policy: RollingPolicy::from_config(config),
-            max_open: config.max_open_files.max(1),
-            props,
-            open: HashMap::new(),
-        })
-    }
-
-    /// Number of open files.
-    pub fn open_files(&self) -> usize {
-        self.open.len()
-    }
-
-    fn open_file(
-        &mut self,
-        source: &SourceKey,
-        dir: &str,
-        first_offset: i64,
-        now: Instant,
-    ) -> Result<OpenFile> {
-        let dir_path = if dir.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(dir)
-        };
-        std::fs::create_dir_all(&dir_path).map_err(|e| io_err(&dir_path, e))?;
-        let name = file_name(source, first_offset);
-        let tmp_path = dir_path.join(format!(".{name}.inprogress"));
-        let final_path = dir_path.join(name);
-        let file = File::create(&tmp_path).map_err(|e| io_err(&tmp_path, e))?;
-        let writer = ArrowWriter::try_new(file, prediction_schema(), Some(self.props.clone()))
-            .map_err(|source| ScorerError::Parquet {
-                path: tmp_path.clone(),
-                source,
-            })?;
-        Ok(OpenFile {
-            writer,
-            tmp_path,
-            final_path,
-            rows: 0,
-            opened_at: now,
-        })
-    }
-
-    fn finish(key: (SourceKey, String), f: OpenFile) -> Result<ClosedFile> {
-        let OpenFile {
-            writer,
-            tmp_path,
-            final_path,
-            rows,
-            ..
-        } = f;
-        writer.close().map_err(|source| ScorerError::Parquet {
-            path: tmp_path.clone(),
-            source,
-        })?;
-        File::open(&tmp_path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_err(&tmp_path, e))?;
-        std::fs::rename(&tmp_path, &final_path).map_err(|e| io_err(&final_path, e))?;
-        if let Some(dir) = final_path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io_err(dir, e))?;
-        }
-        Ok(ClosedFile {
-            path: final_path,
-            source: key.0,
-            rows,
-        })
-    }
-
-    fn close_where(&mut self, pred: impl Fn(&SourceKey) -> bool) -> Result<Vec<ClosedFile>> {
-        let keys: Vec<(SourceKey, String)> =
-            self.open.keys().filter(|k| pred(&k.0)).cloned().collect();
-        let mut closed = Vec::with_capacity(keys.len());
-        let mut sorted = keys;
-        sorted.sort();
-        for key in sorted {
-            if let Some(f) = self.open.remove(&key) {
-                closed.push(Self::finish(key, f)?);
-            }
-        }
-        Ok(closed)
-    }
-}
-
-impl PredictionSink for ParquetDirSink {
-    fn write(
-        &mut self,
-        source: &SourceKey,
-        rows: &[PredictionRow],
-        offsets: &[i64],
-        now: Instant,
-    ) -> Result<Vec<ClosedFile>> {
-        if rows.len() != offsets.len() {
-            return Err(ScorerError::Internal(format!(
-                "sink.write: {} rows but {} offsets",
-                rows.len(),
-                offsets.len()
-            )));
-        }
-        let mut closed = Vec::new();
-        let mut i = 0;
-        while i < rows.len() {
-            // A run of consecutive rows for one directory keeps offset order within files.
-            let dir = hive_dir(self.by, &rows[i]);
-            let mut j = i + 1;
-            while j < rows.len() && hive_dir(self.by, &rows[j]) == dir {
-                j += 1;
-            }
-            let key = (source.clone(), dir.clone());
-            if !self.open.contains_key(&key) {
-                if self.open.len() >= self.max_open {
-                    // Close the partition holding the oldest open file.
-                    if let Some(oldest) = self
-                        .open
-                        .iter()
-                        .min_by_key(|(_, f)| f.opened_at)
-                        .map(|(k, _)| k.0.clone())
-                    {
-                        closed.extend(self.close_where(|s| *s == oldest)?);
-                    }
-                }
-                let f = self.open_file(source, &dir, offsets[i], now)?;
-                self.open.insert(key.clone(), f);
-            }
-            let max_rows = self.policy.max_rows;
-            let f = self
-                .open
-                .get_mut(&key)
-                .ok_or_else(|| ScorerError::Internal("open file vanished".into()))?;
-            // Never put more than max_rows into one file.
-            let j = j.min(i + max_rows.saturating_sub(f.rows).max(1));
-            let batch = predictions_to_batch(&rows[i..j])?;
-            f.writer.write(&batch).map_err(|e| ScorerError::Parquet {
-                path: f.tmp_path.clone(),
-                source: e,
-            })?;
-            f.rows += j - i;
-            let bytes = (f.writer.bytes_written() + f.writer.in_progress_size()) as u64;
-            if self
-                .policy
-                .should_roll(f.rows, bytes, now.saturating_duration_since(f.opened_at))
-            {
-                closed.extend(self.close_where(|s| s == source)?);
-            }
-            i = j;
-        }
-        Ok(closed)
-    }
-
-    fn roll_due(&mut self, now: Instant) -> Result<Vec<ClosedFile>> {
-        let mut due: Vec<SourceKey> = self
-            .open
-            .iter()
-            .filter(|(_, f)| {
-                self.policy
-                    .should_roll(0, 0, now.saturating_duration_since(f.opened_at))
-            })
-            .map(|(k, _)| k.0.clone())
-            .collect();
-        due.sort();
-        due.dedup();
-        let mut closed = Vec::new();
-        for s in due {
-            closed.extend(self.close_where(|k| *k == s)?);
-        }
-        Ok(closed)
-    }
-
-    fn close_source(&mut self, source: &SourceKey) -> Result<Vec<ClosedFile>> {
-        self.close_where(|s| s == source)
-    }
-
-    fn close_all(&mut self) -> Result<Vec<ClosedFile>> {
-        self.close_where(|_| true)
-    }
-
-    fn has_open(&self, source: &SourceKey) -> bool {
-        self.open.keys().any(|k| &k.0 == source)
-    }
-
-    fn discard_after(&mut self, source: &SourceKey, committed: i64) -> Result<usize> {
-        if self.has_open(source) {
-            return Err(ScorerError::Internal(format!(
-                "discard_after({source:?}) with open files"
-            )));
-        }
-        let mut removed = 0;
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err(&dir, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| io_err(&dir, e))?;
-                let path = entry.path();
-                let ft = entry.file_type().map_err(|e| io_err(&path, e))?;
-                if ft.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some((topic, partition, first, temp)) = parse_file_name(&name) {
-                    if topic == source.topic
-                        && partition == source.partition
-                        && (temp || first >= committed)
-                    {
-                        std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-                        removed += 1;
-                    }
-                }
-            }
-        }
-        Ok(removed)
-    }
-}
-
 /// Reads every prediction under `dir` (final files only, recursively), sorted by
 /// (ticker, week, source partition, source offset). For tests and tools.
 pub fn read_all_predictions(dir: &Path) -> Result<Vec<PredictionRow>> {
@@ -413,9 +412,6 @@ pub fn read_all_predictions(dir: &Path) -> Result<Vec<PredictionRow>> {
     });
     Ok(out)
 }
-
-/// Shared, thread-safe sink handle used by the service.
-pub type SharedSink = Arc<std::sync::Mutex<Box<dyn PredictionSink>>>;
 
 #[cfg(test)]
 mod tests {
@@ -495,7 +491,7 @@ mod tests {
     #[test]
     fn rows_roll_and_files_are_readable_in_hive_dirs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ParquetDirSink::new(&config(dir.path(), PartitionBy::Week)).unwrap();
+        let mut s = ParquetDirSink::local(&config(dir.path(), PartitionBy::Week)).unwrap();
         let t0 = Instant::now();
         let rows: Vec<_> = (0..4).map(|i| pred("A", 0, i)).collect();
         let closed = s.write(&src(0), &rows, &[0, 1, 2, 3], t0).unwrap();
@@ -503,9 +499,14 @@ mod tests {
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].rows, 3);
         assert!(closed[0]
-            .path
+            .location
             .ends_with("week=2024-01-05/rows-0-00000000000000000000.parquet"));
         assert!(s.has_open(&src(0)));
+        assert_eq!(
+            s.first_open_offset(&src(0)),
+            Some(3),
+            "rows 0..3 are durable"
+        );
         // no final file for the open one yet, only a temp
         let wdir = dir.path().join("week=2024-01-05");
         assert!(wdir
@@ -528,7 +529,7 @@ mod tests {
     #[test]
     fn open_file_cap_closes_the_oldest_partition() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ParquetDirSink::new(&config(dir.path(), PartitionBy::Year)).unwrap();
+        let mut s = ParquetDirSink::local(&config(dir.path(), PartitionBy::Year)).unwrap();
         let t0 = Instant::now();
         s.write(&src(0), &[pred("A", 0, 0)], &[0], t0).unwrap();
         s.write(
@@ -557,7 +558,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path(), PartitionBy::Week);
         cfg.max_open_files = 10;
-        let mut s = ParquetDirSink::new(&cfg).unwrap();
+        let mut s = ParquetDirSink::local(&cfg).unwrap();
         let t0 = Instant::now();
         let rows = vec![
             pred("A", 0, 0),
@@ -578,7 +579,7 @@ mod tests {
         let mut cfg = config(dir.path(), PartitionBy::None);
         cfg.max_rows_per_file = 2;
         cfg.max_open_files = 10;
-        let mut s = ParquetDirSink::new(&cfg).unwrap();
+        let mut s = ParquetDirSink::local(&cfg).unwrap();
         let t0 = Instant::now();
         let rows: Vec<_> = (0..6).map(|i| pred("A", i, i)).collect();
         s.write(&src(0), &rows, &[0, 1, 2, 3, 4, 5], t0).unwrap(); // files at 0, 2, 4

@@ -1,60 +1,14 @@
-//! Windows -> model -> prediction rows, and the [`ModelHandle`] that hot-reloads the model.
+//! The model the scorer runs: [`probe`] checks a loaded model against the contract, and
+//! [`ModelHandle`] holds the current one and hot-reloads it when the file changes.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use chrono::{DateTime, Utc};
 use trendscore_infer::{load_model, InferenceModel, LoadOptions};
-use trendscore_schemas::{PredictionRow, NUM_FEATURES, SEQUENCE_LENGTH};
+use trendscore_schemas::{NUM_FEATURES, SEQUENCE_LENGTH};
 
-use crate::window::Window;
 use crate::{Result, ScorerError};
-
-/// Scores `windows` in one call. Input to the model: (windows.len(), 12, 62) raw features.
-/// `source_partition`/`source_offset` are left `None`; the caller fills them.
-pub fn score(
-    model: &dyn InferenceModel,
-    windows: &[&Window],
-    scored_at: DateTime<Utc>,
-) -> Result<Vec<PredictionRow>> {
-    if windows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut input = Vec::with_capacity(windows.len() * SEQUENCE_LENGTH * NUM_FEATURES);
-    for w in windows {
-        if w.features.len() != SEQUENCE_LENGTH * NUM_FEATURES {
-            return Err(ScorerError::Internal(format!(
-                "window of {} has {} values",
-                w.ticker,
-                w.features.len()
-            )));
-        }
-        input.extend_from_slice(&w.features);
-    }
-    let out = model
-        .predict(&input, windows.len())
-        .map_err(|e| ScorerError::Model(e.to_string()))?;
-    let version = &model.info().model_version;
-    Ok(windows
-        .iter()
-        .enumerate()
-        .map(|(i, w)| PredictionRow {
-            ticker: w.ticker.clone(),
-            week: w.week,
-            model_version: version.clone(),
-            trend_7d: out.trend_7d[i],
-            p_up_7d: out.p_up_7d(i),
-            trend_30d: out.trend_30d[i],
-            p_up_30d: out.p_up_30d(i),
-            attention: out.attention_row(i).to_vec(),
-            window_start: w.window_start,
-            scored_at,
-            source_partition: None,
-            source_offset: None,
-        })
-        .collect())
-}
 
 /// Checks that a model fits the contract and runs: 12 x 62 input, finite outputs of the
 /// right sizes on a small deterministic batch.
