@@ -165,14 +165,17 @@ def output_files(out_dir: str) -> List[str]:
 
 
 def read_output(out_dir: str) -> List[dict]:
-    rows = []
-    for f in output_files(out_dir):
+    """Every row of the final files under out_dir. A file listed but gone before it is read
+    (a new owner of the partition removed it as past the committed offset) restarts the read."""
+    for _ in range(20):
+        rows = []
         try:
-            t = pq.read_table(f)
-        except Exception:  # a file renamed under us cannot be half-written; re-raise others
-            raise
-        rows.extend(t.to_pylist())
-    return rows
+            for f in output_files(out_dir):
+                rows.extend(pq.read_table(f).to_pylist())
+            return rows
+        except FileNotFoundError:
+            time.sleep(0.1)
+    raise AssertionError(f"files under {out_dir} keep vanishing while read")
 
 
 def compare(actual: List[dict], expected: Dict[Tuple[str, dt.date], dict], tol: float = 1e-5) -> None:
