@@ -3,7 +3,7 @@
 #  - Debian packages the builds need (protobuf compiler, cmake, ...);
 #  - Python packages: torch==2.11.0 (libtorch for tch 0.24), onnxruntime (the ONNX Runtime
 #    library the scorer loads dynamically), and the test-side tools (numpy, onnx, pyarrow,
-#    pytest, safetensors, confluent-kafka, duckdb);
+#    pytest, safetensors, confluent-kafka, duckdb, PyYAML and kubernetes-validate);
 #  - the Kafka-protocol broker (tansu 0.6.0, built once and cached under ~/.cache/trendscore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ if ! "$PY" - <<'PYEOF' 2>/dev/null
 import importlib, sys
 import torch
 assert torch.__version__.split("+")[0] == "2.11.0", torch.__version__
-for m in ["numpy", "onnx", "onnxruntime", "pyarrow", "pytest", "safetensors", "confluent_kafka", "duckdb"]:
+for m in ["numpy", "onnx", "onnxruntime", "pyarrow", "pytest", "safetensors", "confluent_kafka", "duckdb", "yaml", "kubernetes_validate"]:
     importlib.import_module(m)
 PYEOF
 then
