@@ -119,6 +119,10 @@ enum Cmd {
         /// Allow plain-HTTP object-store endpoints (local servers).
         #[arg(long)]
         s3_allow_http: bool,
+        /// Object-store files at least this large go up as multipart uploads of parts of
+        /// this size, in MiB (at least 5), as sink.object_store.part_size_bytes.
+        #[arg(long, default_value_t = 16)]
+        part_size_mib: u64,
     },
     /// Produce a weekly-rows file to the input topic (keyed by ticker, interleaved, timestamp = week).
     Replay {
@@ -216,6 +220,7 @@ fn main() -> Result<()> {
             gap_policy,
             s3_endpoint,
             s3_allow_http,
+            part_size_mib,
         } => {
             let mut sink = SinkConfig {
                 output_dir: output,
@@ -224,6 +229,7 @@ fn main() -> Result<()> {
             };
             sink.object_store.endpoint = s3_endpoint;
             sink.object_store.allow_http = s3_allow_http;
+            sink.object_store.part_size_bytes = part_size_mib << 20;
             let opts = BackfillOptions {
                 model,
                 backend,

@@ -67,11 +67,35 @@ class Moto:
         """Every Parquet object under prefix, read with pyarrow's own S3 client."""
         fs = pafs.S3FileSystem(endpoint_override=self.endpoint, scheme="http", access_key="testing",
                                secret_key="testing", region="us-east-1")
-        rows = []
-        for key, _ in self.keys(bucket, prefix):
-            if key.endswith(".parquet") and "/_trendscore_uploads/" not in key:
-                rows += pq.read_table(f"{bucket}/{key}", filesystem=fs).to_pylist()
-        return rows
+        for _ in range(20):
+            rows = []
+            try:
+                for key, _ in self.keys(bucket, prefix):
+                    if key.endswith(".parquet") and "/_trendscore_uploads/" not in key:
+                        rows += pq.read_table(f"{bucket}/{key}", filesystem=fs).to_pylist()
+                return rows
+            except (FileNotFoundError, OSError):  # a new owner removed it (past the committed offset)
+                time.sleep(0.1)
+        raise AssertionError("objects keep vanishing while read")
+
+    def wait_rows(self, bucket, prefix, n, timeout, procs=()):
+        """Waits until the objects hold exactly n distinct (ticker, week) rows, twice in a row
+        (a restarted owner may still be removing and rewriting files past its committed offset)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for p in procs:
+                assert p.alive(), p.log()[-4000:]
+            rows = self.read(bucket, prefix)
+            keys = {(r["ticker"], r["week"]) for r in rows}
+            if len(rows) == n and len(keys) == n:
+                if last == n:
+                    return rows
+                last = n
+            else:
+                last = None
+            time.sleep(0.7)
+        raise AssertionError(f"timed out: {len(self.read(bucket, prefix))} rows of {n}")
 
     def stop(self):
         self.proc.terminate()
@@ -148,12 +172,7 @@ def test_kill9_three_times_with_the_output_on_s3(tmp_path, broker, moto, model):
             s = h.Scorer(cfg, log, env=moto.env())
         producer.join()
         expected = h.score_offline(model, h.windows_by_rules(rows))
-        deadline = time.monotonic() + 180
-        while len(moto.read(bucket, "out/")) < len(expected) and time.monotonic() < deadline:
-            assert s.alive(), s.log()[-4000:]
-            time.sleep(1)
-        time.sleep(1)
-        h.compare(moto.read(bucket, "out/"), expected)
+        h.compare(moto.wait_rows(bucket, "out/", len(expected), 180, [s]), expected)
     finally:
         if s.alive():
             s.kill9()
@@ -181,12 +200,7 @@ def test_two_instances_share_a_bucket_one_is_killed(tmp_path, broker, moto, mode
         b.kill9()
         producer.join()
         expected = h.score_offline(model, h.windows_by_rules(rows))
-        deadline = time.monotonic() + 180
-        while len(moto.read(bucket, "p/")) < len(expected) and time.monotonic() < deadline:
-            assert a.alive(), a.log()[-4000:]
-            time.sleep(1)
-        time.sleep(1.5)
-        actual = moto.read(bucket, "p/")
+        actual = moto.wait_rows(bucket, "p/", len(expected), 180, [a])
         h.compare(actual, expected)
         assert {r["source_partition"] for r in actual} == {0, 1, 2, 3}
     finally:
@@ -220,7 +234,7 @@ def test_an_upload_a_crash_left_unfinished_is_aborted_on_assignment(tmp_path, br
     assert c.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     keys = [k for k, _ in moto.keys(bucket, "o/_trendscore_uploads/")]
     assert keys == [f"o/_trendscore_uploads/{other}.json"]
-    h.compare(moto.read(bucket, "o/year"), h.score_offline(model, h.windows_by_rules(rows)))
+    h.compare(moto.read(bucket, "o/"), h.score_offline(model, h.windows_by_rules(rows)))
 
 
 def backfill(args, env=None):
@@ -266,7 +280,7 @@ def test_a_large_backfill_file_goes_up_in_parts(tmp_path, moto, model):
     rows = h.make_rows(64, 1300, seed=59)
     inp = str(tmp_path / "big.parquet")
     h.write_rows_parquet(rows, inp)
-    r = backfill(["--model", model, "--input", inp, "--output", f"s3://{bucket}/big", "--partition-by", "none",
+    r = backfill(["--model", model, "--input", inp, "--output", f"s3://{bucket}/big", "--partition-by", "none", "--part-size-mib", "5",
                   "--backend", h.BACKEND, "--s3-endpoint", moto.endpoint, "--s3-allow-http"], moto.env())
     assert r["scored"] == 64 * (1300 - 11)
     sizes = [moto.client().head_object(Bucket=bucket, Key=k)["ContentLength"] for k, _ in moto.keys(bucket, "big/")]

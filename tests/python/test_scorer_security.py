@@ -16,7 +16,7 @@ import pytest
 import scorer_harness as h
 from scorer_model import build as build_model
 
-USER, PASSWORD = "scorer", "s3cret-Pa55"
+USER, USER256, PASSWORD = "scorer", "scorer256", "s3cret-Pa55"
 
 
 def openssl(*args, cwd):
@@ -45,13 +45,20 @@ def pki(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory, pki):
-    b = h.Broker(str(tmp_path_factory.mktemp("tls-broker")), cert=os.path.join(pki, "server.pem"),
-                 key=os.path.join(pki, "server.pk8"), authentication=True)
-    b.start()
+    data = str(tmp_path_factory.mktemp("tls-broker"))
+    # The broker's user CLI speaks plaintext without authentication: create the SCRAM user on
+    # a plaintext start of the same storage, then restart with TLS and authentication on.
+    plain = h.Broker(data)
+    plain.start()
     nisshi = os.path.expanduser("~/.cache/trendscore/nisshi-0.8.1/bin/nisshi")
-    r = subprocess.run([os.environ.get("BROKER_BIN", nisshi), "user", "create", "--broker", f"tcp://{b.address}",
-                        "--mechanism", "scram512", USER, PASSWORD], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+    for user, mech in [(USER, "scram512"), (USER256, "scram256")]:
+        r = subprocess.run([os.environ.get("BROKER_BIN", nisshi), "user", "create", "--broker", f"tcp://{plain.address}",
+                            "--mechanism", mech, user, PASSWORD], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+    plain.stop()
+    b = h.Broker(data, port=plain.port, cert=os.path.join(pki, "server.pem"), key=os.path.join(pki, "server.pk8"),
+                 authentication=True)
+    b.start()
     yield b
     b.stop()
 
@@ -63,11 +70,11 @@ def model(tmp_path_factory):
     return path
 
 
-def security_env(pki, password_file, ca="ca.pem"):
+def security_env(pki, password_file, ca="ca.pem", mechanism="SCRAM-SHA-512", user=USER):
     return {
         "SCORER__KAFKA__SECURITY__PROTOCOL": "sasl_ssl",
-        "SCORER__KAFKA__SECURITY__SASL_MECHANISM": "SCRAM-SHA-512",
-        "SCORER__KAFKA__SECURITY__SASL_USERNAME": USER,
+        "SCORER__KAFKA__SECURITY__SASL_MECHANISM": mechanism,
+        "SCORER__KAFKA__SECURITY__SASL_USERNAME": user,
         "SCORER__KAFKA__SECURITY__SASL_PASSWORD_FILE": password_file,
         "SCORER__KAFKA__SECURITY__CA_FILE": os.path.join(pki, ca),
     }
@@ -84,11 +91,13 @@ def run(args, env, timeout=120):
     return subprocess.run([h.scorer_bin(), *args], capture_output=True, text=True, env=e, timeout=timeout)
 
 
-def test_secured_broker_is_consumed_and_produced_to(tmp_path, broker, pki, model):
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256"])
+def test_secured_broker_is_consumed_and_produced_to(tmp_path, broker, pki, model, mechanism):
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
-    env = security_env(pki, str(pw))
-    topic = "secure"
+    user = USER if mechanism == "SCRAM-SHA-512" else USER256
+    env = security_env(pki, str(pw), mechanism=mechanism, user=user)
+    topic = f"secure-{mechanism[-3:]}"
     r = run(["topics", "create", "--brokers", broker.address, "--input-topic", topic, "--predictions-topic", f"{topic}-preds",
              "--dead-letter-topic", f"{topic}-dlq", "--changelog-topic", f"{topic}-changelog", "--partitions", "2"], env)
     assert r.returncode == 0, r.stderr
@@ -99,7 +108,7 @@ def test_secured_broker_is_consumed_and_produced_to(tmp_path, broker, pki, model
     assert r.returncode == 0 and r.stdout.strip() == str(len(rows)), r.stderr
     out = str(tmp_path / "out")
     cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=f"{topic}-preds",
-                          dlq=f"{topic}-dlq", group="g-secure", model=model, out_dir=out)
+                          dlq=f"{topic}-dlq", group=f"g-{topic}", model=model, out_dir=out)
     s = h.Scorer(cfg, str(tmp_path / "scorer.log"), env=env, args=["--drain"])
     rc = s.wait(180)
     assert rc == 0, s.log()[-4000:]
@@ -124,13 +133,15 @@ def test_secured_broker_is_consumed_and_produced_to(tmp_path, broker, pki, model
     assert r.returncode == 0 and PASSWORD not in r.stdout and "sasl_password_file" in r.stdout
 
 
-@pytest.mark.parametrize("case", ["wrong-password", "untrusted-certificate", "plaintext-to-tls"])
+@pytest.mark.parametrize("case", ["wrong-password", "untrusted-certificate", "plaintext-to-tls", "plain-mechanism"])
 def test_bad_credentials_fail_fast_with_a_clear_error(tmp_path, broker, pki, model, case):
     pw = tmp_path / "pw"
     pw.write_text("not-the-password" if case == "wrong-password" else PASSWORD)
     env = security_env(pki, str(pw), ca="other-ca.pem" if case == "untrusted-certificate" else "ca.pem")
     if case == "plaintext-to-tls":
         env = {"SCORER__KAFKA__SECURITY__PROTOCOL": "plaintext"}
+    if case == "plain-mechanism":  # nisshi offers SCRAM only: PLAIN is refused in the handshake
+        env["SCORER__KAFKA__SECURITY__SASL_MECHANISM"] = "PLAIN"
     cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic="secure", preds="secure-preds",
                           dlq="secure-dlq", group="g-bad-creds", model=model, out_dir=str(tmp_path / "out"))
     t = time.monotonic()
@@ -139,6 +150,7 @@ def test_bad_credentials_fail_fast_with_a_clear_error(tmp_path, broker, pki, mod
     assert r.returncode != 0
     err = r.stderr
     assert "cannot connect to Kafka" in err or "cannot reach Kafka" in err, err[-3000:]
-    want = {"wrong-password": "uthentication", "untrusted-certificate": "certificate", "plaintext-to-tls": "Kafka"}[case]
+    want = {"wrong-password": "uthentication", "untrusted-certificate": "certificate", "plaintext-to-tls": "Kafka",
+            "plain-mechanism": "Unsupported SASL mechanism"}[case]
     assert want in err, err[-3000:]
     assert took < 45, f"took {took:.0f} s to fail"

@@ -104,17 +104,34 @@ impl ObjectDir {
         };
         // The bucket (or container) is the URL's host; the prefix is its path.
         let prefix = ObjectPath::from(url.path().trim_start_matches('/'));
+        Self::with_store(
+            store,
+            text.trim_end_matches('/'),
+            prefix,
+            o.part_size_bytes.max(5 << 20) as usize,
+        )
+        .map(Some)
+    }
+
+    /// A directory `prefix` of `store` (named `url` in errors and locations), uploading
+    /// files of `part_size` bytes or more in parts.
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        url: &str,
+        prefix: ObjectPath,
+        part_size: usize,
+    ) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| ScorerError::Internal(format!("tokio runtime: {e}")))?;
-        Ok(Some(Self {
+        Ok(Self {
             store,
-            url: text.trim_end_matches('/').to_string(),
+            url: url.to_string(),
             prefix,
-            part_size: o.part_size_bytes.max(5 << 20) as usize,
+            part_size: part_size.max(1),
             rt,
-        }))
+        })
     }
 
     fn path(&self, rel: &str) -> ObjectPath {
@@ -129,8 +146,10 @@ impl ObjectDir {
         self.path(&format!("{UPLOADS}/{name}.json"))
     }
 
-    fn put_part(&self, out: &mut ObjectOut) -> Result<()> {
-        let data: Vec<u8> = std::mem::take(&mut out.buf);
+    /// Uploads the first `n` buffered bytes as the next part (starting the upload first).
+    fn put_part(&self, out: &mut ObjectOut, n: usize) -> Result<()> {
+        let rest = out.buf.split_off(n.min(out.buf.len()));
+        let data: Vec<u8> = std::mem::replace(&mut out.buf, rest);
         let up = match &mut out.upload {
             Some(up) => up,
             None => {
@@ -205,8 +224,8 @@ impl Storage for ObjectDir {
     }
 
     fn progress(&mut self, out: &mut ObjectOut) -> Result<()> {
-        if out.buf.len() >= self.part_size {
-            self.put_part(out)?;
+        while out.buf.len() >= self.part_size {
+            self.put_part(out, self.part_size)?;
         }
         Ok(())
     }
@@ -221,6 +240,10 @@ impl Storage for ObjectDir {
                 .unwrap_or(out.key.as_ref())
                 .trim_start_matches('/')
         );
+        // Whole parts first (a large last row group is uploaded in parts too).
+        while out.buf.len() > self.part_size {
+            self.put_part(&mut out, self.part_size)?;
+        }
         if out.upload.is_none() {
             let data = std::mem::take(&mut out.buf);
             self.rt
@@ -229,7 +252,8 @@ impl Storage for ObjectDir {
             return Ok(location);
         }
         if !out.buf.is_empty() {
-            self.put_part(&mut out)?;
+            let n = out.buf.len();
+            self.put_part(&mut out, n)?;
         }
         let up = out.upload.take().expect("checked above");
         self.rt
@@ -296,5 +320,158 @@ impl Storage for ObjectDir {
 
     fn describe(&self) -> String {
         self.url.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PartitionBy;
+    use crate::sink::{PredictionSink, Rolling};
+    use chrono::NaiveDate;
+    use object_store::memory::InMemory;
+    use std::time::Instant;
+    use trendscore_schemas::PredictionRow;
+
+    fn pred(i: i64) -> PredictionRow {
+        let w = NaiveDate::from_ymd_opt(2024, 1, 5).unwrap() + chrono::Duration::weeks(i % 40);
+        PredictionRow {
+            ticker: format!("T{i}"),
+            week: w,
+            model_version: "v1".into(),
+            trend_7d: i as f32 * 0.001,
+            p_up_7d: 0.6,
+            trend_30d: -0.2,
+            p_up_30d: 0.4,
+            attention: (0..12).map(|k| (i * 12 + k) as f32 * 1e-4).collect(),
+            window_start: w - chrono::Duration::weeks(11),
+            scored_at: trendscore_schemas::now_ms(),
+            source_partition: Some(0),
+            source_offset: Some(i),
+        }
+    }
+
+    fn sink(store: &Arc<InMemory>) -> Rolling<ObjectDir> {
+        let config = SinkConfig {
+            partition_by: PartitionBy::None,
+            row_group_rows: 256,
+            ..SinkConfig::default()
+        };
+        let dir = ObjectDir::with_store(store.clone(), "memory://b/p", ObjectPath::from("p"), 4096)
+            .unwrap();
+        Rolling::new(&config, dir).unwrap()
+    }
+
+    fn list(store: &InMemory) -> Vec<String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut v: Vec<String> = rt
+            .block_on(store.list(None).try_collect::<Vec<_>>())
+            .unwrap()
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn src() -> SourceKey {
+        SourceKey {
+            topic: "rows".into(),
+            partition: 0,
+        }
+    }
+
+    #[test]
+    fn large_files_go_up_in_parts_and_appear_only_when_complete() {
+        let store = Arc::new(InMemory::new());
+        let mut s = sink(&store);
+        let rows: Vec<_> = (0..2000).map(pred).collect();
+        let offsets: Vec<i64> = (0..2000).collect();
+        s.write(&src(), &rows, &offsets, Instant::now()).unwrap();
+        let open = list(&store);
+        assert_eq!(
+            open,
+            vec!["p/_trendscore_uploads/rows-0-00000000000000000000.parquet.json".to_string()],
+            "a multipart upload is under way, the object is not visible"
+        );
+        let closed = s.close_all().unwrap();
+        assert_eq!(
+            closed[0].location,
+            "memory://b/p/rows-0-00000000000000000000.parquet"
+        );
+        assert_eq!(
+            list(&store),
+            vec!["p/rows-0-00000000000000000000.parquet".to_string()]
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt
+            .block_on(async {
+                store
+                    .get(&ObjectPath::from("p/rows-0-00000000000000000000.parquet"))
+                    .await?
+                    .bytes()
+                    .await
+            })
+            .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut back = Vec::new();
+        for b in reader {
+            back.extend(trendscore_schemas::read_predictions_batch(&b.unwrap()).unwrap());
+        }
+        assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn an_upload_a_crash_left_behind_is_aborted_and_later_files_removed() {
+        let store = Arc::new(InMemory::new());
+        {
+            let mut s = sink(&store);
+            let rows: Vec<_> = (0..10).map(pred).collect();
+            s.write(&src(), &rows, &(0..10).collect::<Vec<_>>(), Instant::now())
+                .unwrap();
+            s.close_all().unwrap(); // durable: first offset 0
+            let rows: Vec<_> = (10..2010).map(pred).collect();
+            s.write(
+                &src(),
+                &rows,
+                &(10..2010).collect::<Vec<_>>(),
+                Instant::now(),
+            )
+            .unwrap();
+            // crash: the sink goes away mid-upload
+        }
+        assert_eq!(list(&store).len(), 2, "one object and one upload marker");
+        let mut s = sink(&store);
+        let other = SourceKey {
+            topic: "rows".into(),
+            partition: 1,
+        };
+        assert_eq!(
+            s.discard_after(&other, 0).unwrap(),
+            0,
+            "another partition's are left"
+        );
+        assert_eq!(
+            s.discard_after(&src(), 10).unwrap(),
+            1,
+            "the marker (upload aborted)"
+        );
+        assert_eq!(
+            list(&store),
+            vec!["p/rows-0-00000000000000000000.parquet".to_string()]
+        );
+        assert_eq!(
+            s.discard_after(&src(), 0).unwrap(),
+            1,
+            "files at or past the committed offset"
+        );
+        assert!(list(&store).is_empty());
     }
 }
