@@ -143,6 +143,14 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TopicsCmd,
     },
+    /// An EMBEDDED stand-in broker (librdkafka's in-process mock cluster) for the main job
+    /// when the real broker is not installed: not durable, topics created up front, a test
+    /// double. Prints its bootstrap address and runs until SIGTERM/SIGINT.
+    EmbeddedBroker {
+        /// Topics to create, NAME:PARTITIONS (repeatable).
+        #[arg(long = "topic")]
+        topics: Vec<kafka::embedded::EmbeddedTopic>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +266,15 @@ fn main() -> Result<()> {
             kafka::create_topics_blocking(k, &[TopicSpec::new(&k.input_topic, partitions)])?;
             let n = kafka::replay(&input, k, &k.input_topic)?;
             println!("{n}");
+            Ok(())
+        }
+        Cmd::EmbeddedBroker { topics } => {
+            let shutdown = Shutdown::new();
+            on_signals(shutdown.clone(), Duration::from_secs(5))?;
+            kafka::embedded::serve(&topics, &shutdown, |addr| {
+                println!("{addr}");
+                tracing::warn!(%addr, "EMBEDDED broker (librdkafka mock cluster): a test double, nothing is durable");
+            })?;
             Ok(())
         }
         Cmd::Topics {

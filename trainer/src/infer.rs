@@ -36,6 +36,10 @@ pub struct EvaluateReport {
     pub split: EvalSplit,
     /// Windows scored.
     pub windows: usize,
+    /// The earliest predicted week (newest week of a window) among them.
+    pub first_week: chrono::NaiveDate,
+    /// The latest predicted week among them.
+    pub last_week: chrono::NaiveDate,
     /// Loss and metrics.
     #[serde(flatten)]
     pub summary: EvalSummary,
@@ -78,12 +82,19 @@ pub fn evaluate(
         .map(|w| corpus.end_week(*w))
         .max()
         .expect("non-empty");
+    let oldest = windows
+        .iter()
+        .map(|w| corpus.end_week(*w))
+        .min()
+        .expect("non-empty");
     let w = data::sample_weights(&corpus, &windows, &cfg.loss, newest);
     let t = data::to_tensors(&corpus, &windows, &m.scaler, &w, m.vs.device());
     let loss_fn = loss::build(&cfg.loss);
     Ok(EvaluateReport {
         split: which,
         windows: windows.len(),
+        first_week: oldest,
+        last_week: newest,
         summary: evaluate_split(&m.model, &t, loss_fn.as_ref()),
         model_version: m.model_version.clone(),
     })

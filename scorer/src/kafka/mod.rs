@@ -5,11 +5,13 @@
 //! - [`security`]: TLS and SASL settings ([`crate::config::SecurityConfig`]);
 //! - [`produce`]: producers whose every delivery report reaches the owner of the record;
 //! - [`topics`]: topic specs, creation and the start-up check of the scorer's own topics;
-//! - [`replay`]: `scorer replay`, a weekly-rows file into the input topic.
+//! - [`replay`]: `scorer replay`, a weekly-rows file into the input topic;
+//! - [`embedded`]: librdkafka's mock cluster as a labelled stand-in broker for the main job.
 //!
 //! Broker notes (see deploy/broker/README.md): producers use lz4 (snappy batches make the
 //! local broker drop the connection), no transactions.
 
+pub mod embedded;
 pub mod produce;
 pub mod replay;
 pub mod security;

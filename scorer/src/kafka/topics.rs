@@ -84,13 +84,25 @@ pub async fn create_topics(k: &KafkaConfig, topics: &[TopicSpec]) -> Result<()> 
     Ok(())
 }
 
-/// [`create_topics`] from blocking code.
+/// [`create_topics`] from blocking code, for the topics that do not exist yet (existing ones
+/// are kept as they are; a broker without CreateTopics is fine when nothing is missing).
 pub fn create_topics_blocking(k: &KafkaConfig, topics: &[TopicSpec]) -> Result<()> {
+    let probe: rdkafka::consumer::BaseConsumer = base_config(k)?.create()?;
+    let mut missing = Vec::new();
+    for t in topics {
+        match partition_count(&probe, &t.name)? {
+            Some(_) => tracing::info!(topic = %t.name, "topic exists"),
+            None => missing.push(t.clone()),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ScorerError::Internal(format!("tokio runtime: {e}")))?
-        .block_on(create_topics(k, topics))
+        .block_on(create_topics(k, &missing))
 }
 
 /// The topics `scorer run` owns, checked (and with `kafka.create_topics`, created) before it
