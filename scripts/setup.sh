@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 # make, g++ and libssl-dev build librdkafka with TLS/SASL (rdkafka-sys); cmake builds aws-lc
 # (the TLS of object_store's S3/GCS/Azure clients); a TrueType font draws the plots' text.
-APT_PACKAGES=(pkg-config make g++ libssl-dev cmake openssl fonts-dejavu-core)
+APT_PACKAGES=(pkg-config make g++ libssl-dev cmake openssl time fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

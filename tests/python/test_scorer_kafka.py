@@ -249,8 +249,19 @@ def test_two_instances_split_and_take_over(tmp_path, broker, model):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not ("partitions assigned" in a.log() and "partitions assigned" in b.log()):
             time.sleep(0.5)
-        time.sleep(1.5)
         assert "partitions assigned" in a.log() and "partitions assigned" in b.log()
+        # and until b has scored (and so committed) some of its own partitions' rows: only
+        # then do its windows have to move with the partitions. (Terminating b before it
+        # consumed anything left nothing to move, and the assertion below failed on timing.)
+        deadline = time.monotonic() + 60
+        b_parts: set = set()
+        while time.monotonic() < deadline:
+            owned = re.findall(r"partitions assigned.*recover=(\[[^\]]*\])", b.log())
+            b_parts = {int(p) for p, _ in re.findall(r"\((\d+), (-?\d+)\)", owned[-1])} if owned else set()
+            if b_parts and any(r["source_partition"] in b_parts for r in h.read_output(out)):
+                break
+            time.sleep(0.2)
+        assert b_parts and any(r["source_partition"] in b_parts for r in h.read_output(out)), b.log()[-3000:]
         rc, secs = b.terminate()
         assert rc == 0 and secs < 15, b.log()[-3000:]
         producer.join()
