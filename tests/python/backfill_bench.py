@@ -89,6 +89,7 @@ def main():
     ap.add_argument("--weeks", type=int, default=600)
     ap.add_argument("--backends", default="tract,ort-cpu")
     ap.add_argument("--model", help="an exported model (default: the test model of scorer_model.py)")
+    ap.add_argument("--json-out", help="also write the figures as JSON here")
     ap.add_argument("--short", action="store_true", help="tiny sizes (CI: it must run, it asserts nothing)")
     a = ap.parse_args()
     if a.short:
@@ -113,7 +114,7 @@ def main():
         rep = json.loads(stdout.strip().splitlines()[-1])
         return {"bench": "backfill", "who": f"scorer {backend}", "threads": threads, "rows": n_rows,
                 "windows": rep["scored"], "secs": secs, "rows_per_s": n_rows / secs, "max_rss_bytes": rss,
-                "max_rows_in_memory": extra[1] if extra else 2_000_000, "groups": rep["groups"]}
+                "max_rows_in_memory": int(extra[1]) if extra else 2_000_000, "groups": rep["groups"]}
 
     stdout, secs, rss = run_timed([sys.executable, "-c", PLAIN, inp, model, os.path.join(tmp, "plain"), "2"])
     plain = {"bench": "backfill", "who": "plain Python (pyarrow+numpy+onnxruntime)", "threads": 2, "rows": n_rows,
@@ -134,6 +135,9 @@ def main():
     for r in results:
         r.update({"load_before": load0, "load_after": load1, "baseline_rows_per_s": plain["rows_per_s"]})
         print(json.dumps(r))
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump(results, f)
 
 
 if __name__ == "__main__":

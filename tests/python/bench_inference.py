@@ -64,6 +64,7 @@ def main() -> int:
     ap.add_argument("--batches", default="1,64,1024")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--backends", default="ort-cpu,tract", help="Rust backends for exporter bench")
+    ap.add_argument("--json-out", help="also write the figures as JSON here")
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     work = tempfile.mkdtemp(prefix="trendscore-bench-")
@@ -115,6 +116,10 @@ def main() -> int:
     for r in json.load(open(out_json)):
         results[("rust-" + r["backend"], r["batch"])] = r["windows_per_s"]
 
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump([{"runner": k[0], "batch": k[1], "threads": args.threads, "windows_per_s": v}
+                       for k, v in results.items()], f)
     names = ["pytorch-eager", "python-ort"] + ["rust-" + b for b in args.backends.split(",")]
     print(f"threads={args.threads}  model={onnx_path}  (windows/s; ratios against rust-ort-cpu and pytorch-eager)")
     print(f"{'runner':<16}" + "".join(f"{'batch ' + str(b):>30}" for b in batches))

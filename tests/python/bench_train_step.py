@@ -73,13 +73,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--iters", type=int, default=15)
     ap.add_argument("--batches", default="32,256")
+    ap.add_argument("--json-out", help="also write the figures as JSON here")
     a = ap.parse_args()
     print(f"CPU train step, default model, {a.threads} threads, median of {a.iters} steps (torch {torch.__version__})")
     print(f"{'batch':>6} {'rust seq/s':>12} {'pytorch seq/s':>14} {'rust/pytorch':>13}")
+    out = []
     for b in [int(v) for v in a.batches.split(",")]:
         r = rust_step_rate(b, a.threads, a.iters)
         p = torch_step_rate(b, a.threads, a.iters)
         print(f"{b:>6} {r:>12.1f} {p:>14.1f} {r / p:>13.2f}")
+        out.append({"batch": b, "threads": a.threads, "rust_seq_per_s": r, "pytorch_seq_per_s": p})
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump(out, f)
 
 
 if __name__ == "__main__":

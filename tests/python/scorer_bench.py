@@ -9,6 +9,8 @@ committed after), it measures in the same run:
      from the moment it owns its partitions to the last prediction durable, and the share of
      that time in inference;
   2. latency: a steady produce rate, produce->durable-Parquet p50/p99 (file appearance time).
+Kinds (--backends): tract, ort-cpu, python; `<backend>-nolog` without the window changelog;
+`<backend>-s3` writing to s3:// on a moto server on loopback (throughput only).
 Prints a table and the scorer/python ratios.
 
     python3 tests/python/scorer_bench.py [--tickers 200] [--weeks 40] [--rate 200] [--seconds 10]
@@ -98,7 +100,34 @@ def ort_dylib():
         return None
 
 
+class S3Out:
+    """An s3:// output on a moto server (the `<backend>-s3` kinds): rows counted from the
+    objects' Parquet footers, each object read once."""
+
+    def __init__(self, tmp):
+        from test_scorer_s3 import Moto
+
+        self.moto = Moto(open(os.path.join(tmp, "moto.log"), "wb"))
+        self.moto.bucket("bench")
+        self.seen = {}
+
+    def count(self, prefix):
+        import pyarrow.fs as pafs
+
+        fs = pafs.S3FileSystem(endpoint_override=self.moto.endpoint, scheme="http", access_key="testing",
+                               secret_key="testing", region="us-east-1")
+        for key, _ in self.moto.keys("bench", prefix):
+            if key.endswith(".parquet") and "/_trendscore_uploads/" not in key and key not in self.seen:
+                self.seen[key] = pq.ParquetFile(fs.open_input_file(f"bench/{key}")).metadata.num_rows
+        return sum(n for k, n in self.seen.items() if k.startswith(prefix))
+
+
+S3 = None
+
+
 def count_rows(out):
+    if out.startswith("s3://"):
+        return S3.count(out.removeprefix("s3://bench/"))
     n = 0
     for f in glob.glob(os.path.join(out, "**", "*.parquet"), recursive=True):
         if not os.path.basename(f).startswith("."):
@@ -143,7 +172,7 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
         p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows)], stdout=log, stderr=subprocess.STDOUT)
         return p, log.name
     # "<backend>-nolog": the same without the window changelog (restores replay the input)
-    backend = kind.removesuffix("-nolog")
+    backend = kind.removesuffix("-s3").removesuffix("-nolog")
     changelog = "" if kind.endswith("-nolog") else None
     # Same client setting as the Python consumer below: short fetch waits (tansu answers a
     # fetch only when fetch.wait.max.ms expires, 500 ms by default).
@@ -153,7 +182,7 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
                           max_rows=max_rows, max_wait_ms=20, file_age_ms=200, extra=extra, partition_by="none",
                           changelog=changelog, commit_interval_ms=COMMIT_INTERVAL_MS,
                           changelog_interval_ms=CHANGELOG_INTERVAL_MS)
-    env = {}
+    env = S3.moto.env() if out.startswith("s3://") else {}
     if backend == "ort-cpu":
         env["SCORER__MODEL__ORT_DYLIB_PATH"] = ort_dylib()
     s = h.Scorer(cfg, os.path.join(tmp, f"{group}.log"), env=env)
@@ -188,7 +217,10 @@ def bench_one(kind, broker, model, args, tmp):
     topic = f"bench-tp-{kind}-{time.time_ns()}"
     broker.create_topics(topic, 2)
     out = os.path.join(tmp, f"out-{topic}")
-    os.makedirs(out)
+    if kind.endswith("-s3"):
+        out = f"s3://bench/{topic}"
+    else:
+        os.makedirs(out)
     rows = h.make_rows(args.tickers, args.weeks, seed=1)
     items = [(r["ticker"].encode(), h.message(r)) for r in rows]
     expected = args.tickers * (args.weeks - 11)
@@ -209,6 +241,8 @@ def bench_one(kind, broker, model, args, tmp):
         res["infer_share"] = infer_seconds(kind, log, port) / el
     finally:
         proc.terminate(); proc.wait(30)
+    if kind.endswith("-s3"):
+        return res  # throughput only: the latency phase watches local files
     # 2. latency at a steady rate
     topic = f"bench-lat-{kind}-{time.time_ns()}"
     broker.create_topics(topic, 2)
@@ -264,6 +298,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--preset", default="default", help="make_checkpoint preset of the model")
     ap.add_argument("--backends", default="tract,ort-cpu,python")
+    ap.add_argument("--json-out", help="also write the figures as JSON here")
     ap.add_argument("--commit-interval-ms", type=int, default=300,
                     help="the scorer's kafka.commit_interval_ms (production default 5000)")
     ap.add_argument("--changelog-interval-ms", type=int, default=10000,
@@ -278,6 +313,9 @@ def main():
     broker = h.Broker(os.path.join(tmp, "broker"))
     broker.start()
     results = {}
+    global S3
+    if any(k.endswith("-s3") for k in args.backends.split(",")):
+        S3 = S3Out(tmp)
     try:
         for kind in args.backends.split(","):
             if kind.startswith("ort-cpu") and not ort_dylib():
@@ -287,14 +325,20 @@ def main():
             print(kind, json.dumps(results[kind]), flush=True)
     finally:
         broker.stop()
+        if S3:
+            S3.moto.stop()
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(results, f)
     print(f"\nmodel: preset {args.preset} ({how}); data {args.tickers} tickers x {args.weeks} weeks; latency at {args.rate}/s for {args.seconds}s")
     print(f"{'consumer':14} {'rows/s':>10} {'preds/s':>10} {'infer%':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for k, r in results.items():
-        print(f"{k:14} {r['rows_per_s']:10.0f} {r['preds_per_s']:10.0f} {100*r['infer_share']:6.1f}% {r['lat_p50_ms']:8.1f} {r['lat_p99_ms']:8.1f}")
+        print(f"{k:14} {r['rows_per_s']:10.0f} {r['preds_per_s']:10.0f} {100*r['infer_share']:6.1f}% "
+              f"{r.get('lat_p50_ms', float('nan')):8.1f} {r.get('lat_p99_ms', float('nan')):8.1f}")
     if "python" in results:
         base = results["python"]
         for k, r in results.items():
-            if k != "python":
+            if k != "python" and "lat_p50_ms" in r:
                 print(f"ratio {k}/python: throughput x{r['rows_per_s']/base['rows_per_s']:.2f}, p50 latency x{r['lat_p50_ms']/base['lat_p50_ms']:.2f}")
 
 

@@ -89,6 +89,11 @@ impl Session {
         self.flush_changelog();
         let mut st = lock(&self.state);
         for p in partitions {
+            // A revoked partition's lag is the next owner's to report: drop the series, so
+            // dashboards summing consumer_lag over instances do not count it twice.
+            self.metrics
+                .consumer_lag
+                .remove(&vec![("partition".into(), p.to_string())]);
             st.parts.remove(p);
             st.consumed.remove(p);
             st.ends.remove(p);

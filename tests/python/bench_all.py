@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""One benchmark table: every figure beside its peer from the same run (`scripts/bench.sh`).
+
+Runs, one after the other on the same machine and the same default-config model:
+  1. a training step, Rust trainer (tch) vs the same step in PyTorch (bench_train_step.py);
+  2. inference windows/s per backend (Rust ort-cpu, Rust tract) at batch 1, 64, 256, 1024 vs
+     PyTorch eager and Python onnxruntime (bench_inference.py);
+  3. `scorer backfill` rows/s on one core and on all cores vs a plain-Python backfill
+     (pyarrow + numpy + onnxruntime), and its peak memory (backfill_bench.py);
+  4. the scorer service, topic -> durable Parquet rows/s on a real broker, per backend, vs a
+     plain-Python consumer (confluent-kafka + onnxruntime + pyarrow), beside the same
+     backend's inference-only windows/s at the stream's batch size, and the same to S3 (a moto
+     server on loopback) against the local sink (scorer_bench.py).
+Then prints the machine (CPU, cores, AVX flags), the load before and after, and the table.
+`--short` uses tiny sizes so CI runs it (it must not rot); it asserts nothing about speed.
+`--json-out FILE` writes every figure as JSON.
+
+    python3 tests/python/bench_all.py [--short] [--threads 2] [--json-out bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def machine() -> str:
+    model, flags = "?", set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and model == "?":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = ",".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if f in flags) or "none"
+    return f"{model}; {os.cpu_count()} cores; {simd}; {platform.system()} {platform.release()}"
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def run(script: str, args: list, tmp: str) -> object:
+    out = os.path.join(tmp, script.replace(".py", ".json"))
+    cmd = [sys.executable, os.path.join(HERE, script), *args, "--json-out", out]
+    print("+ " + " ".join(cmd[1:]), flush=True)
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        print(r.stdout[-4000:])
+        raise SystemExit(f"{script} failed ({r.returncode})")
+    print(f"  done in {time.perf_counter() - t:.0f}s", flush=True)
+    with open(out) as f:
+        return json.load(f)
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--short", action="store_true", help="tiny sizes: it must run; figures mean little")
+    ap.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 2))
+    ap.add_argument("--json-out")
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="trendscore-bench-")
+    ckpt = os.path.join(tmp, "ckpt")
+    subprocess.run([sys.executable, os.path.join(HERE, "make_checkpoint.py"), "--out", ckpt, "--preset", "default"],
+                   check=True, stdout=subprocess.DEVNULL)
+    import scorer_model  # noqa: E402  (the exporter binary it resolves is the one under test)
+
+    model = os.path.join(tmp, "model.onnx")
+    subprocess.run([scorer_model.exporter_bin(), "--checkpoint", ckpt, "--out", model], check=True,
+                   stdout=subprocess.DEVNULL)
+    threads = str(a.threads)
+    load0 = loadavg()
+    t0 = time.time()
+    if a.short:
+        train = run("bench_train_step.py", ["--threads", threads, "--iters", "2", "--batches", "32"], tmp)
+        infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads, "--batches", "1,64",
+                                           "--seconds", "0.3"], tmp)
+        backfill = run("backfill_bench.py", ["--model", model, "--short"], tmp)
+        stream = run("scorer_bench.py", ["--tickers", "10", "--weeks", "20", "--rate", "50", "--seconds", "1",
+                                         "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
+    else:
+        train = run("bench_train_step.py", ["--threads", threads, "--iters", "15", "--batches", "32,256"], tmp)
+        infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads,
+                                           "--batches", "1,64,256,1024", "--seconds", "3"], tmp)
+        backfill = run("backfill_bench.py", ["--model", model, "--tickers", "500", "--weeks", "600"], tmp)
+        stream = run("scorer_bench.py", ["--tickers", "200", "--weeks", "300", "--rate", "200", "--seconds", "10",
+                                         "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
+    load1 = loadavg()
+
+    rows = []  # (what, ours, ours_value, peer, peer_value, unit)
+    for t in train:
+        rows.append((f"train step, batch {t['batch']}", "Rust trainer (tch)", t["rust_seq_per_s"],
+                     "PyTorch", t["pytorch_seq_per_s"], "seq/s"))
+    inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in infer}
+    batches = sorted({b for _, b in inf})
+    for b in batches:
+        for backend in ("rust-tract", "rust-ort-cpu"):
+            if (backend, b) in inf:
+                rows.append((f"inference, batch {b}", backend.removeprefix("rust-"), inf[(backend, b)],
+                             "Python onnxruntime", inf.get(("python-ort", b)), "win/s"))
+        if ("pytorch-eager", b) in inf:
+            rows.append((f"inference, batch {b}", "PyTorch eager", inf[("pytorch-eager", b)],
+                         "Python onnxruntime", inf.get(("python-ort", b)), "win/s"))
+    plain = next(r for r in backfill if r["who"].startswith("plain"))
+    for r in backfill:
+        if r is plain:
+            continue
+        small = r.get("max_rows_in_memory", 0) < 2_000_000
+        what = f"backfill, {r['threads']} thr" + (f", ≤{r['max_rows_in_memory']} rows in memory" if small else "")
+        rows.append((what, r["who"], r["rows_per_s"], "plain Python, 2 thr", plain["rows_per_s"], "rows/s"))
+    py = stream.get("python", {}).get("rows_per_s")
+    stream_batch = 256
+    for kind, r in stream.items():
+        if kind == "python":
+            continue
+        if kind.endswith("-s3"):
+            local = stream.get(kind.removesuffix("-s3"), {}).get("rows_per_s")
+            rows.append(("stream to S3 (moto) vs local sink", f"scorer {kind}", r["rows_per_s"],
+                         "the same, local directory", local, "rows/s"))
+            continue
+        rows.append(("stream topic->Parquet", f"scorer {kind}", r["rows_per_s"], "plain Python consumer", py, "rows/s"))
+        only = inf.get(("rust-" + kind, stream_batch)) or inf.get(("rust-" + kind, max(batches)))
+        rows.append(("stream vs inference only", f"scorer {kind}", r["preds_per_s"], f"{kind} inference only", only,
+                     "win/s"))
+
+    print()
+    print(f"machine: {machine()}")
+    print(f"threads: {threads} (inference, training, plain Python); backfill all cores = {os.cpu_count()}; "
+          f"load average {load0} before, {load1} after; {time.time() - t0:.0f}s; "
+          f"{'SHORT mode: tiny sizes, figures not meaningful' if a.short else 'full sizes'}")
+    print()
+    print(f"| {'what':44} | {'ours':28} | {'ours':>9} | {'peer (same run)':26} | {'peer':>9} | {'ratio':>6} | unit |")
+    print(f"|{'-' * 46}|{'-' * 30}|{'-' * 11}|{'-' * 28}|{'-' * 11}|{'-' * 8}|------|")
+    for what, ours, v, peer, pv, unit in rows:
+        pvs = f"{pv:9.0f}" if pv else f"{'-':>9}"
+        print(f"| {what:44} | {ours:28} | {v:9.0f} | {peer:26} | {pvs} | {ratio(v, pv):>6} | {unit} |")
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump({"machine": machine(), "threads": a.threads, "load_before": load0, "load_after": load1,
+                       "short": a.short, "train": train, "inference": infer, "backfill": backfill,
+                       "stream": stream}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    sys.exit(main())

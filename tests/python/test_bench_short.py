@@ -1,0 +1,29 @@
+"""The benchmark command runs (short mode) and prints its one table with every section:
+it asserts nothing about speed, only that the command has not rotted."""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_bench_all_short(tmp_path):
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, os.path.join(HERE, "bench_all.py"), "--short", "--json-out", str(out)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    table = r.stdout
+    for section in ("train step", "inference, batch 64", "backfill", "stream topic->Parquet",
+                    "stream vs inference only", "stream to S3", "machine:", "load average"):
+        assert section in table, f"{section!r} missing:\n{table[-3000:]}"
+    data = json.loads(out.read_text())
+    runners = {(i["runner"], i["batch"]) for i in data["inference"]}
+    for runner in ("pytorch-eager", "python-ort", "rust-tract", "rust-ort-cpu"):
+        assert (runner, 64) in runners, runners
+    assert {"tract", "ort-cpu", "python", "tract-s3"} <= set(data["stream"]), data["stream"].keys()
+    for kind, r in data["stream"].items():
+        assert r["rows_per_s"] > 0, (kind, r)
+    assert any(b["who"].startswith("plain") for b in data["backfill"])
+    assert all(b["rows_per_s"] > 0 for b in data["backfill"])
