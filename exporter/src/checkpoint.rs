@@ -1,146 +1,26 @@
 //! Reading and validating a trendscore checkpoint directory (docs/contracts.md).
 //!
-//! Every mismatch between `config.json`, `scaler.json`, `model.safetensors` and
-//! `probe.safetensors` is an [`ExportError`] that names the file and the tensor or key.
+//! `config.json` and `scaler.json` are read and checked by the shared contract
+//! (`trendscore_schemas::checkpoint`); this module adds the tensors: `model.safetensors`
+//! against the names and shapes the model section implies, and `probe.safetensors`. Every
+//! mismatch is an [`ExportError`] that names the file and the tensor or key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use trendscore_schemas::checkpoint::{files, probe_outputs, CheckpointSpec, PROBE_FEATURES};
+// The checkpoint contract (model spec, sections, scaler) is the schemas crate's, shared with
+// the trainer that writes it.
+pub use trendscore_schemas::checkpoint::{
+    direction_suffixes, FeaturesConfig, ModelConfig, Scaler, SequenceConfig,
+};
 
 use crate::ExportError;
 
-/// The `model` section of config.json (DESIGN.md architecture).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Raw features per week.
-    pub input_dim: usize,
-    /// LSTM hidden size per direction (= attention embed dim).
-    pub hidden_dim: usize,
-    /// Stacked LSTM layers.
-    pub num_lstm_layers: usize,
-    /// Attention heads; divides `hidden_dim`.
-    pub num_attention_heads: usize,
-    /// Dropout (training only; recorded in the model card).
-    #[serde(default)]
-    pub dropout_rate: f64,
-    /// Bidirectional LSTM (+ projection).
-    pub bidirectional: bool,
-    /// Widths of the hidden layers of each head.
-    pub head_hidden_dims: Vec<usize>,
-}
-
-impl ModelConfig {
-    /// 2 when bidirectional, else 1.
-    pub fn num_directions(&self) -> usize {
-        if self.bidirectional {
-            2
-        } else {
-            1
-        }
-    }
-
-    /// Every tensor the checkpoint must hold for this config, with its PyTorch shape.
-    pub fn expected_tensors(&self) -> BTreeMap<String, Vec<usize>> {
-        let h = self.hidden_dim;
-        let mut m = BTreeMap::new();
-        for k in 0..self.num_lstm_layers {
-            let input = if k == 0 {
-                self.input_dim
-            } else {
-                h * self.num_directions()
-            };
-            for sfx in direction_suffixes(self.bidirectional) {
-                m.insert(
-                    format!("encoder.lstm.weight_ih_l{k}{sfx}"),
-                    vec![4 * h, input],
-                );
-                m.insert(format!("encoder.lstm.weight_hh_l{k}{sfx}"), vec![4 * h, h]);
-                m.insert(format!("encoder.lstm.bias_ih_l{k}{sfx}"), vec![4 * h]);
-                m.insert(format!("encoder.lstm.bias_hh_l{k}{sfx}"), vec![4 * h]);
-            }
-        }
-        if self.bidirectional {
-            m.insert("encoder.projection.weight".into(), vec![h, 2 * h]);
-            m.insert("encoder.projection.bias".into(), vec![h]);
-        }
-        m.insert("attention.in_proj_weight".into(), vec![3 * h, h]);
-        m.insert("attention.in_proj_bias".into(), vec![3 * h]);
-        m.insert("attention.out_proj.weight".into(), vec![h, h]);
-        m.insert("attention.out_proj.bias".into(), vec![h]);
-        for head in ["head_7d", "head_30d"] {
-            let mut prev = h;
-            for (i, d) in self.head_hidden_dims.iter().enumerate() {
-                m.insert(format!("{head}.hidden.{i}.weight"), vec![*d, prev]);
-                m.insert(format!("{head}.hidden.{i}.bias"), vec![*d]);
-                prev = *d;
-            }
-            m.insert(format!("{head}.trend.weight"), vec![1, prev]);
-            m.insert(format!("{head}.trend.bias"), vec![1]);
-            m.insert(format!("{head}.direction.weight"), vec![2, prev]);
-            m.insert(format!("{head}.direction.bias"), vec![2]);
-        }
-        m
-    }
-}
-
-/// "" for the forward direction, "_reverse" for the backward one (PyTorch names).
-pub fn direction_suffixes(bidirectional: bool) -> &'static [&'static str] {
-    if bidirectional {
-        &["", "_reverse"]
-    } else {
-        &[""]
-    }
-}
-
-/// The `sequence` section of config.json.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SequenceConfig {
-    /// Weeks per window.
-    pub sequence_length: usize,
-    /// Label horizons in days.
-    #[serde(default = "default_horizons")]
-    pub horizons: Vec<u32>,
-}
-
-fn default_horizons() -> Vec<u32> {
-    vec![7, 30]
-}
-
-/// The `features` section of config.json.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FeaturesConfig {
-    /// Feature column names, in input order.
-    pub names: Vec<String>,
-}
-
-/// config.json; unknown keys are ignored (docs/contracts.md), the whole document is kept.
-#[derive(Clone, Debug)]
-pub struct CheckpointConfig {
-    /// The `model` section.
-    pub model: ModelConfig,
-    /// The `sequence` section.
-    pub sequence: SequenceConfig,
-    /// The `features` section, when present.
-    pub features: Option<FeaturesConfig>,
-    /// `trained_at` (RFC 3339), or "" when absent.
-    pub trained_at: String,
-    /// The full document, for the model card.
-    pub raw: serde_json::Value,
-}
-
-/// scaler.json.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Scaler {
-    /// Feature names, in input order.
-    pub feature_names: Vec<String>,
-    /// Training-split means.
-    pub mean: Vec<f64>,
-    /// Training-split standard deviations (0 is read as 1).
-    pub std: Vec<f64>,
-}
+/// config.json; the `training` section is carried along whole, for the model card.
+pub type CheckpointConfig = trendscore_schemas::checkpoint::CheckpointConfig<serde_json::Value>;
 
 /// A float32 tensor: shape and row-major data.
 #[derive(Clone, Debug, PartialEq)]
@@ -201,80 +81,9 @@ fn read(path: &Path) -> Result<Vec<u8>, ExportError> {
     })
 }
 
-fn json_err(path: &Path, reason: impl Into<String>) -> ExportError {
-    ExportError::Json {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
-fn inconsistent(path: &Path, reason: impl Into<String>) -> ExportError {
-    ExportError::Inconsistent {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
-fn parse_section<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    doc: &serde_json::Value,
-    key: &str,
-) -> Result<T, ExportError> {
-    let v = doc
-        .get(key)
-        .ok_or_else(|| json_err(path, format!("missing section {key:?}")))?;
-    serde_json::from_value(v.clone()).map_err(|e| json_err(path, format!("section {key:?}: {e}")))
-}
-
-/// Reads config.json.
+/// Reads and checks config.json.
 pub fn read_config(path: &Path) -> Result<CheckpointConfig, ExportError> {
-    let bytes = read(path)?;
-    let raw: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| json_err(path, e.to_string()))?;
-    let model: ModelConfig = parse_section(path, &raw, "model")?;
-    let sequence: SequenceConfig = parse_section(path, &raw, "sequence")?;
-    let features = match raw.get("features") {
-        Some(_) => Some(parse_section::<FeaturesConfig>(path, &raw, "features")?),
-        None => None,
-    };
-    let trained_at = raw
-        .get("trained_at")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
-    let m = &model;
-    if m.input_dim == 0 || m.hidden_dim == 0 || m.num_lstm_layers == 0 || m.num_attention_heads == 0
-    {
-        return Err(inconsistent(
-            path,
-            "model: input_dim, hidden_dim, num_lstm_layers and num_attention_heads must be >= 1",
-        ));
-    }
-    if !m.hidden_dim.is_multiple_of(m.num_attention_heads) {
-        return Err(inconsistent(
-            path,
-            format!(
-                "model: hidden_dim {} is not divisible by num_attention_heads {}",
-                m.hidden_dim, m.num_attention_heads
-            ),
-        ));
-    }
-    if m.head_hidden_dims.contains(&0) {
-        return Err(inconsistent(
-            path,
-            "model: head_hidden_dims must all be >= 1",
-        ));
-    }
-    if sequence.sequence_length == 0 {
-        return Err(inconsistent(path, "sequence: sequence_length must be >= 1"));
-    }
-    Ok(CheckpointConfig {
-        model,
-        sequence,
-        features,
-        trained_at,
-        raw,
-    })
+    Ok(CheckpointConfig::read(path)?)
 }
 
 /// Reads safetensors `bytes` as float32 tensors.
@@ -314,49 +123,10 @@ impl Checkpoint {
         if !dir.is_dir() {
             return Err(ExportError::MissingFile(dir.to_path_buf()));
         }
-        let config_path = dir.join("config.json");
-        let config = read_config(&config_path)?;
+        let CheckpointSpec { config, scaler } = CheckpointSpec::<serde_json::Value>::load(dir)?;
         let m = &config.model;
 
-        let scaler_path = dir.join("scaler.json");
-        let scaler: Scaler = serde_json::from_slice(&read(&scaler_path)?)
-            .map_err(|e| json_err(&scaler_path, e.to_string()))?;
-        for (what, len) in [
-            ("feature_names", scaler.feature_names.len()),
-            ("mean", scaler.mean.len()),
-            ("std", scaler.std.len()),
-        ] {
-            if len != m.input_dim {
-                return Err(inconsistent(
-                    &scaler_path,
-                    format!(
-                        "{what} has {len} entries but config.json model.input_dim is {}",
-                        m.input_dim
-                    ),
-                ));
-            }
-        }
-        for (i, (mu, sd)) in scaler.mean.iter().zip(&scaler.std).enumerate() {
-            if !mu.is_finite() || !sd.is_finite() || *sd < 0.0 {
-                return Err(inconsistent(
-                    &scaler_path,
-                    format!(
-                        "feature {i} ({}): mean {mu} / std {sd} must be finite with std >= 0",
-                        scaler.feature_names[i]
-                    ),
-                ));
-            }
-        }
-        if let Some(f) = &config.features {
-            if f.names != scaler.feature_names {
-                return Err(inconsistent(
-                    &scaler_path,
-                    "feature_names differ from config.json features.names".to_string(),
-                ));
-            }
-        }
-
-        let weights_path = dir.join("model.safetensors");
+        let weights_path = dir.join(files::MODEL);
         let weight_bytes = read(&weights_path)?;
         let weights_sha256 = hex::encode(Sha256::digest(&weight_bytes));
         let tensors = read_tensors(&weights_path, &weight_bytes)?;
@@ -404,10 +174,13 @@ impl Checkpoint {
             });
         }
 
-        let metrics_path = dir.join("metrics.json");
+        let metrics_path = dir.join(files::METRICS);
         let metrics_json = if metrics_path.exists() {
-            let v: serde_json::Value = serde_json::from_slice(&read(&metrics_path)?)
-                .map_err(|e| json_err(&metrics_path, e.to_string()))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&read(&metrics_path)?).map_err(|e| ExportError::Json {
+                    path: metrics_path.clone(),
+                    reason: e.to_string(),
+                })?;
             v.to_string()
         } else {
             tracing::warn!(path = %metrics_path.display(), "metrics.json absent; the model carries metrics {{}}");
@@ -415,7 +188,7 @@ impl Checkpoint {
         };
 
         let probe = load_probe(
-            &dir.join("probe.safetensors"),
+            &dir.join(files::PROBE),
             config.sequence.sequence_length,
             m.input_dim,
         )?;
@@ -438,9 +211,9 @@ impl Checkpoint {
     /// The scaler std with 0 read as 1, as float32 (what the graph divides by).
     pub fn effective_std(&self) -> Vec<f32> {
         self.scaler
-            .std
-            .iter()
-            .map(|s| if *s == 0.0 { 1.0 } else { *s as f32 })
+            .effective_std()
+            .into_iter()
+            .map(|s| s as f32)
             .collect()
     }
 }
@@ -450,10 +223,10 @@ pub fn load_probe(path: &Path, seq: usize, dim: usize) -> Result<Probe, ExportEr
     let bytes = read(path)?;
     let mut tensors = read_tensors(path, &bytes)?;
     let features = tensors
-        .remove("features")
+        .remove(PROBE_FEATURES)
         .ok_or_else(|| ExportError::Tensor {
             path: path.to_path_buf(),
-            name: "features".into(),
+            name: PROBE_FEATURES.into(),
             reason: "missing".into(),
         })?;
     let n = match features.shape.as_slice() {
@@ -461,19 +234,13 @@ pub fn load_probe(path: &Path, seq: usize, dim: usize) -> Result<Probe, ExportEr
         other => {
             return Err(ExportError::Tensor {
                 path: path.to_path_buf(),
-                name: "features".into(),
+                name: PROBE_FEATURES.into(),
                 reason: format!("shape {other:?}, expected (n >= 1, {seq}, {dim})"),
             })
         }
     };
     let mut outputs = BTreeMap::new();
-    for (name, width) in [
-        ("7day_trend", 1),
-        ("7day_direction", 2),
-        ("30day_trend", 1),
-        ("30day_direction", 2),
-        ("attention_weights", seq),
-    ] {
+    for (name, width) in probe_outputs(seq) {
         let t = tensors.remove(name).ok_or_else(|| ExportError::Tensor {
             path: path.to_path_buf(),
             name: name.into(),

@@ -63,3 +63,24 @@ pub enum ExportError {
     #[error(transparent)]
     Infer(#[from] trendscore_infer::InferError),
 }
+
+impl From<trendscore_schemas::checkpoint::CheckpointError> for ExportError {
+    /// The contract's errors keep their kind: a missing file, an I/O error, bad JSON, or
+    /// values that break a rule (an inconsistency in that file).
+    fn from(e: trendscore_schemas::checkpoint::CheckpointError) -> Self {
+        use trendscore_schemas::checkpoint::CheckpointError as C;
+        match e {
+            C::MissingFile(path) => ExportError::MissingFile(path),
+            C::Io { path, source } => ExportError::Io { path, source },
+            C::Json { path, reason } => ExportError::Json { path, reason },
+            C::Invalid { path, source } => ExportError::Inconsistent {
+                path,
+                reason: source.to_string(),
+            },
+            other => ExportError::Inconsistent {
+                path: other.path().to_path_buf(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}

@@ -193,12 +193,7 @@ pub fn export(
         trained_at: ckpt.config.trained_at.clone(),
         checkpoint: ckpt_dir.display().to_string(),
         model_config: serde_json::to_value(m).expect("config serialises"),
-        training_config: ckpt
-            .config
-            .raw
-            .get("training")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null),
+        training_config: ckpt.config.training.clone(),
         metrics: serde_json::from_str(&ckpt.metrics_json).unwrap_or(serde_json::Value::Null),
         parity: parity.clone(),
         parity_tolerance: opts.tolerance,

@@ -26,6 +26,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use serde::{Deserialize, Serialize};
+use trendscore_schemas::dates::{check_date, days_to_date};
 
 use crate::error::{FeaturesError, Result};
 
@@ -97,6 +98,8 @@ enum Cell {
     Str(String),
     Num(f64),
     Date(NaiveDate),
+    /// A typed date outside 0001-01-01..=9999-12-31, with the reason.
+    BadDate(String),
     Null,
 }
 
@@ -118,7 +121,9 @@ fn normalise(name: &str) -> String {
 }
 
 /// Parses `YYYY-MM-DD`, optionally followed by a time of day (`2020-01-02 00:00:00`,
-/// `2020-01-02T00:00:00Z`), whose time part is ignored.
+/// `2020-01-02T00:00:00Z`), whose time part is ignored. The date must lie in
+/// 0001-01-01..=9999-12-31 (`trendscore_schemas::dates`), so no later date arithmetic can
+/// overflow.
 pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     let s = s.trim();
     let day = match s.get(..10) {
@@ -129,8 +134,9 @@ pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
             ))
         }
     };
-    NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map_err(|e| format!("cannot parse {s:?} as a date (expected YYYY-MM-DD): {e}"))
+    let d = NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|e| format!("cannot parse {s:?} as a date (expected YYYY-MM-DD): {e}"))?;
+    check_date(d)
 }
 
 fn is_missing_text(s: &str) -> bool {
@@ -153,6 +159,7 @@ fn cell_price(cell: &Cell) -> std::result::Result<Option<f64>, String> {
         Cell::Num(v) if v.is_nan() => return Ok(None),
         Cell::Num(v) => *v,
         Cell::Date(d) => return Err(format!("expected a price, found the date {d}")),
+        Cell::BadDate(e) => return Err(format!("expected a price, found a date ({e})")),
     };
     if !v.is_finite() {
         return Err(format!("price {v} is not finite"));
@@ -166,6 +173,7 @@ fn cell_price(cell: &Cell) -> std::result::Result<Option<f64>, String> {
 fn cell_date(cell: &Cell) -> std::result::Result<NaiveDate, String> {
     match cell {
         Cell::Date(d) => Ok(*d),
+        Cell::BadDate(e) => Err(e.clone()),
         Cell::Str(s) => parse_date(s),
         Cell::Null => Err("missing date".to_string()),
         Cell::Num(v) => Err(format!("expected a date, found the number {v}")),
@@ -294,9 +302,10 @@ impl RowSource for ParquetSource {
             buf.push(match c {
                 Col::Str(a) if a.is_valid(i) => Cell::Str(a.value(i).to_string()),
                 Col::Num(a) if a.is_valid(i) => Cell::Num(a.value(i)),
-                Col::Date(a) if a.is_valid(i) => match a.value_as_date(i) {
-                    Some(d) => Cell::Date(d),
-                    None => Cell::Null,
+                // Date32 spans millions of years; only 0001..=9999 are dates here.
+                Col::Date(a) if a.is_valid(i) => match days_to_date(a.value(i)) {
+                    Ok(d) => Cell::Date(d),
+                    Err(e) => Cell::BadDate(e),
                 },
                 _ => Cell::Null,
             });
@@ -720,6 +729,10 @@ mod tests {
         assert!(parse_date("02/01/2020").is_err());
         assert!(parse_date("2020-13-01").is_err());
         assert!(parse_date("2020-01-0212").is_err());
+        let e = parse_date("0000-12-31").unwrap_err();
+        assert!(e.contains("outside 0001-01-01..=9999-12-31"), "{e}");
+        assert!(parse_date("-999-01-01").is_err());
+        assert!(parse_date("9999-12-31").is_ok() && parse_date("0001-01-01").is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! horizon runs past the data: no label (null). A horizon landing on a weekend or holiday takes
 //! the last close before it.
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Days, NaiveDate};
 
 use crate::features::asof;
 use crate::stats::stdev;
@@ -28,9 +28,10 @@ pub fn sigma_w(w: &[f64], k: usize, floor: f64) -> f64 {
 }
 
 /// Forward simple return over `h` calendar days from daily position `p`, or `None` when
-/// `dates[p] + h` is after the last date.
+/// `dates[p] + h` is after the last date (also when it is past chrono's last date: no
+/// arithmetic here can panic).
 pub fn forward_return(dates: &[NaiveDate], closes: &[f64], p: usize, h: u32) -> Option<f64> {
-    let target = dates[p] + Duration::days(i64::from(h));
+    let target = dates[p].checked_add_days(Days::new(u64::from(h)))?;
     if *dates.last()? < target {
         return None;
     }
@@ -48,4 +49,29 @@ pub fn trend_label(
 ) -> Option<f64> {
     let r = forward_return(dates, closes, p, h)?;
     Some((r / (sigma * (f64::from(h) / 7.0).sqrt())).tanh())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn horizons_past_the_last_representable_date_are_unlabelled_not_a_panic() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        // The last weeks of the accepted range: the horizon runs past the data.
+        let dates = [d(9999, 12, 1), d(9999, 12, 15), d(9999, 12, 31)];
+        let closes = [1.0, 2.0, 4.0];
+        assert_eq!(forward_return(&dates, &closes, 0, 7), Some(0.0));
+        assert_eq!(forward_return(&dates, &closes, 0, 30), Some(3.0));
+        assert_eq!(forward_return(&dates, &closes, 2, 7), None);
+        assert_eq!(trend_label(&dates, &closes, 2, 0.01, 30), None);
+        // chrono's own end: `date + 30 days` would panic.
+        let end = [NaiveDate::MAX - Days::new(3), NaiveDate::MAX];
+        assert_eq!(forward_return(&end, &[1.0, 1.0], 0, 30), None);
+        assert_eq!(forward_return(&end, &[1.0, 1.0], 1, 7), None);
+        // And the first dates of the range.
+        let start = [d(1, 1, 1), d(1, 1, 8), d(1, 2, 5)];
+        assert_eq!(forward_return(&start, &[1.0, 2.0, 3.0], 0, 7), Some(1.0));
+        assert_eq!(forward_return(&start, &[1.0, 2.0, 3.0], 0, 30), Some(1.0));
+    }
 }

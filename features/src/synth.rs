@@ -13,7 +13,7 @@
 //! (momentum, moving-average and RSI features) predict the sign of the next 7 and 30 days better
 //! than chance. Same config, same prices.
 
-use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use chrono::{Datelike, NaiveDate, Weekday};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -75,15 +75,17 @@ fn is_holiday(d: NaiveDate) -> bool {
     matches!((d.month(), d.day()), (1, 1) | (7, 4) | (12, 25))
 }
 
-/// The generator's trading calendar: `n` weekdays from `start`, holidays excluded.
+/// The generator's trading calendar: `n` weekdays from `start`, holidays excluded; fewer when
+/// the calendar reaches the last accepted date (9999-12-31) first.
 pub fn trading_days(start: NaiveDate, n: usize) -> Vec<NaiveDate> {
     let mut out = Vec::with_capacity(n);
     let mut d = start;
-    while out.len() < n {
+    while out.len() < n && d <= trendscore_schemas::MAX_DATE {
         if !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !is_holiday(d) {
             out.push(d);
         }
-        d += Duration::days(1);
+        let Some(next) = d.succ_opt() else { break };
+        d = next;
     }
     out
 }
@@ -232,5 +234,14 @@ mod tests {
             .series
             .iter()
             .all(|s| s.closes.iter().all(|c| c.is_finite() && *c > 0.0)));
+    }
+
+    #[test]
+    fn the_calendar_stops_at_the_last_accepted_date() {
+        let start = NaiveDate::from_ymd_opt(9999, 12, 20).unwrap();
+        let days = trading_days(start, 100);
+        assert_eq!(days.last(), Some(&trendscore_schemas::MAX_DATE));
+        assert_eq!(days.len(), 10);
+        assert!(trading_days(NaiveDate::MAX, 5).is_empty());
     }
 }

@@ -349,3 +349,87 @@ fn bad_config_keys_are_rejected() {
     let p = write(dir.path(), "ok.toml", "vol_floor = 0.01\n");
     assert_eq!(BuildConfig::from_file(&p).unwrap().vol_floor, 0.01);
 }
+
+/// `series` with every date moved by the same whole number of weeks (weekdays kept).
+fn shifted(series: &[DailySeries], weeks: i64) -> Vec<DailySeries> {
+    series
+        .iter()
+        .map(|s| DailySeries {
+            dates: s
+                .dates
+                .iter()
+                .map(|d| *d + chrono::Duration::weeks(weeks))
+                .collect(),
+            ..s.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn prices_at_both_ends_of_the_date_range_build_without_panics() {
+    let s = small_synth();
+    let first = s.iter().map(|t| t.dates[0]).min().unwrap();
+    let last = s.iter().map(|t| *t.dates.last().unwrap()).max().unwrap();
+    let to_end = (trendscore_schemas::MAX_DATE - last).num_weeks();
+    let to_start = -((first - trendscore_schemas::MIN_DATE).num_weeks());
+    for weeks in [to_end, to_start] {
+        let moved = shifted(&s, weeks);
+        let built = build_rows(&moved, None, &BuildConfig::default()).unwrap();
+        assert!(!built.rows.is_empty());
+        let newest = built.rows.iter().map(|r| r.week).max().unwrap();
+        assert!(newest <= trendscore_schemas::MAX_DATE);
+        // The last week's horizons run past the data: unlabelled, not a panic.
+        let r = built.rows.iter().find(|r| r.week == newest).unwrap();
+        assert_eq!((r.trend_7day, r.trend_30day), (None, None));
+        // And the rows go out and back through the shared writer and reader.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rows.parquet");
+        trendscore_schemas::write_rows_parquet(&p, &built.rows, &[]).unwrap();
+        assert_eq!(trendscore_schemas::read_rows(&p).unwrap(), built.rows);
+    }
+}
+
+#[test]
+fn extreme_date32_prices_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let days = |d: chrono::NaiveDate| (d - epoch).num_days() as i32;
+    for bad in [
+        i32::MIN,
+        i32::MAX,
+        days(chrono::NaiveDate::MAX),
+        days(chrono::NaiveDate::MIN),
+        days(trendscore_schemas::MAX_DATE) + 1,
+    ] {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("date", DataType::Date32, false),
+            Field::new("ticker", DataType::Utf8, false),
+            Field::new("close", DataType::Float64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(vec![days(epoch), bad])),
+            Arc::new(StringArray::from(vec!["A", "A"])),
+            Arc::new(Float64Array::from(vec![1.0, 2.0])),
+        ];
+        let p = dir.path().join(format!("d{bad}.parquet"));
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&p).unwrap(),
+            schema.clone(),
+            None,
+        )
+        .unwrap();
+        w.write(&RecordBatch::try_new(schema, cols).unwrap())
+            .unwrap();
+        w.close().unwrap();
+        let m = err_text(&p);
+        assert_names(&m, &format!("d{bad}.parquet"), Some(2), "date");
+        assert!(m.contains("outside 0001-01-01..=9999-12-31"), "{m}");
+    }
+    // The same dates as text.
+    let p = write(
+        dir.path(),
+        "far.csv",
+        "date,ticker,close\n2020-01-02,A,1\n+262143-12-31,A,2\n",
+    );
+    assert_names(&err_text(&p), "far.csv", Some(2), "date");
+}

@@ -6,20 +6,28 @@
 //! - [`prediction`]: the prediction row written to Parquet and to the predictions topic,
 //!   its Arrow schema and Parquet reader.
 //! - [`message`]: the JSON value of an input-topic message.
-//! - [`synth`]: a seeded generator of weekly rows with a learnable signal, for tests and demos.
+//! - [`checkpoint`]: the checkpoint directory's contract (file names, the model spec and the
+//!   names and shapes of its tensors, `config.json`, `scaler.json`), shared by the trainer
+//!   that writes it and the exporter that reads it.
+//! - `synth` (feature `synth`): a seeded generator of weekly rows with a learnable signal, for
+//!   tests and demos.
 //! - [`dates`]: the accepted date range (0001-01-01..=9999-12-31), ISO week indices and
 //!   Date32 conversions, all without panics.
 //! - [`error`]: [`SchemaError`], which names the file, the row and the column at fault.
-//! - [`logging`]: the binaries' shared `tracing` set-up.
+//! - `logging` (feature `logging`): the binaries' shared `tracing` set-up.
 //!
-//! This crate has no heavy dependencies beyond arrow/parquet (and tracing-subscriber), so every other crate (and the
-//! torch-free scorer) can use it.
+//! This crate has no heavy dependencies beyond arrow/parquet, so every other crate (and the
+//! torch-free scorer) can use it; `tracing-subscriber` and `rand` come only with the
+//! `logging` and `synth` features.
 
+pub mod checkpoint;
 pub mod dates;
 pub mod error;
+#[cfg(feature = "logging")]
 pub mod logging;
 pub mod message;
 pub mod prediction;
+#[cfg(feature = "synth")]
 pub mod synth;
 pub mod weekly;
 

@@ -1,158 +1,25 @@
-//! The checkpoint directory of docs/contracts.md: writing `config.json`, `scaler.json`,
-//! `model.safetensors`, `probe.safetensors`, and loading a checkpoint back for evaluation,
-//! prediction, export parity and resume.
+//! The checkpoint directory of docs/contracts.md, the tensor half: writing `model.safetensors`
+//! and `probe.safetensors`, and loading a checkpoint back for evaluation, prediction, export
+//! parity and resume. `config.json`, `scaler.json` and the file names are the contract in
+//! `trendscore_schemas::checkpoint`, shared with the exporter.
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tch::{nn, Device, Kind, Tensor};
+use trendscore_schemas::checkpoint::{CheckpointSpec, OUTPUT_NAMES, PROBE_FEATURES};
+// The contract (file names, config.json, scaler.json) is the schemas crate's.
+pub use trendscore_schemas::checkpoint::{files, FeatureSection};
 
-use crate::config::{ModelConfig, SequenceConfig, TrainConfig};
+use crate::config::TrainConfig;
 use crate::data::Scaler;
 use crate::error::{Result, TrainerError};
 use crate::model::TrendModel;
 
-/// File names inside a checkpoint directory.
-pub mod files {
-    /// Best weights (PyTorch names).
-    pub const MODEL: &str = "model.safetensors";
-    /// Run configuration.
-    pub const CONFIG: &str = "config.json";
-    /// StandardScaler.
-    pub const SCALER: &str = "scaler.json";
-    /// Probe inputs and CPU outputs.
-    pub const PROBE: &str = "probe.safetensors";
-    /// Final metrics.
-    pub const METRICS: &str = "metrics.json";
-    /// Per-epoch history.
-    pub const HISTORY: &str = "history.json";
-    /// History plot.
-    pub const HISTORY_PNG: &str = "history.png";
-    /// Best weights so far (during training).
-    pub const BEST: &str = "best.safetensors";
-    /// Weights after the last finished epoch.
-    pub const LAST: &str = "last.safetensors";
-    /// Optimiser moments after the last finished epoch.
-    pub const OPTIMIZER: &str = "optimizer.safetensors";
-    /// Loop state after the last finished epoch (for `--resume`).
-    pub const STATE: &str = "train_state.json";
-}
-
-/// `config.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointConfig {
-    /// Layout version of the directory (1).
-    pub format_version: u32,
-    /// Model sizes.
-    pub model: ModelConfig,
-    /// The full training configuration used.
-    pub training: TrainConfig,
-    /// Windowing and split.
-    pub sequence: SequenceConfig,
-    /// Feature names, model-input order.
-    pub features: FeatureSection,
-    /// When training finished (RFC 3339, UTC); empty while training.
-    pub trained_at: String,
-    /// The seed.
-    pub seed: u64,
-}
-
-/// `features` section of `config.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FeatureSection {
-    /// Names in model-input order.
-    pub names: Vec<String>,
-}
-
-impl CheckpointConfig {
-    /// The config.json of a run with `cfg`.
-    pub fn from_train(cfg: &TrainConfig, trained_at: String) -> Self {
-        Self {
-            format_version: 1,
-            model: cfg.model.clone(),
-            training: cfg.clone(),
-            sequence: cfg.sequence.clone(),
-            features: FeatureSection {
-                names: cfg.features.names.clone(),
-            },
-            trained_at,
-            seed: cfg.training.seed,
-        }
-    }
-
-    /// Writes `config.json` into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        write_json(&dir.join(files::CONFIG), self)
-    }
-
-    /// Reads `config.json`, ignoring keys it does not know (as docs/contracts.md asks).
-    pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(files::CONFIG);
-        let text = std::fs::read_to_string(&path).map_err(|e| TrainerError::io(&path, e))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| TrainerError::json(&path, e))?;
-        let model: ModelConfig = lenient(&path, v.get("model"), "model")?;
-        let training: TrainConfig = lenient(&path, v.get("training"), "training")?;
-        let sequence: SequenceConfig = match v.get("sequence") {
-            Some(_) => lenient(&path, v.get("sequence"), "sequence")?,
-            None => training.sequence.clone(),
-        };
-        let names: Vec<String> = match v.get("features").and_then(|f| f.get("names")) {
-            Some(n) => {
-                serde_json::from_value(n.clone()).map_err(|e| TrainerError::json(&path, e))?
-            }
-            None => training.features.names.clone(),
-        };
-        Ok(Self {
-            format_version: v
-                .get("format_version")
-                .and_then(|x| x.as_u64())
-                .unwrap_or(1) as u32,
-            model,
-            training,
-            sequence,
-            features: FeatureSection { names },
-            trained_at: v
-                .get("trained_at")
-                .and_then(|x| x.as_str())
-                .unwrap_or("")
-                .to_string(),
-            seed: v.get("seed").and_then(|x| x.as_u64()).unwrap_or(42),
-        })
-    }
-}
-
-/// Keeps only the keys that `T`'s default serialises (recursively), then deserialises.
-fn lenient<T: Serialize + DeserializeOwned + Default>(
-    path: &Path,
-    v: Option<&serde_json::Value>,
-    section: &str,
-) -> Result<T> {
-    fn filter(v: &serde_json::Value, known: &serde_json::Value) -> serde_json::Value {
-        match (v, known) {
-            (serde_json::Value::Object(o), serde_json::Value::Object(k)) => {
-                serde_json::Value::Object(
-                    o.iter()
-                        .filter(|(key, _)| k.contains_key(*key))
-                        .map(|(key, val)| (key.clone(), filter(val, &k[key])))
-                        .collect(),
-                )
-            }
-            _ => v.clone(),
-        }
-    }
-    let Some(v) = v else {
-        return Err(TrainerError::ckpt(
-            path,
-            format!("missing section `{section}`"),
-        ));
-    };
-    let known = serde_json::to_value(T::default()).map_err(|e| TrainerError::json(path, e))?;
-    serde_json::from_value(filter(v, &known))
-        .map_err(|e| TrainerError::ckpt(path, format!("section `{section}`: {e}")))
-}
+/// `config.json` with the trainer's full [`TrainConfig`] as its `training` section.
+/// `CheckpointConfig::from_train(cfg, trained_at)`, `.save(dir)` and `::load(dir)` come with it.
+pub type CheckpointConfig = trendscore_schemas::checkpoint::CheckpointConfig<TrainConfig>;
 
 /// Writes pretty JSON.
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
@@ -242,14 +109,7 @@ pub fn load(dir: &Path, device: Device) -> Result<LoadedModel> {
     if !dir.is_dir() {
         return Err(TrainerError::ckpt(dir, "not a directory"));
     }
-    let config = CheckpointConfig::load(dir)?;
-    let scaler = Scaler::load(&dir.join(files::SCALER))?;
-    if scaler.feature_names != config.features.names {
-        return Err(TrainerError::ckpt(
-            dir,
-            "scaler.json feature_names differ from config.json features.names",
-        ));
-    }
+    let CheckpointSpec { config, scaler } = CheckpointSpec::<TrainConfig>::load(dir)?;
     let mut vs = nn::VarStore::new(device);
     let model = TrendModel::new(&vs.root(), &config.model);
     let weights = dir.join(files::MODEL);
@@ -273,8 +133,9 @@ pub fn write_probe(model: &TrendModel, scaler: &Scaler, raw: &Tensor, path: &Pat
     let flat = Vec::<f32>::try_from(raw.flatten(0, -1))?;
     let x = Tensor::from_slice(&scaler.normalise(&flat)).view([n, s, f]);
     let out = tch::no_grad(|| model.forward(&x, false));
-    let mut named: Vec<(String, Tensor)> = vec![("features".to_string(), raw)];
+    let mut named: Vec<(String, Tensor)> = vec![(PROBE_FEATURES.to_string(), raw)];
     for (name, t) in out.named() {
+        debug_assert!(OUTPUT_NAMES.contains(&name));
         named.push((name.to_string(), t.to_device(Device::Cpu).contiguous()));
     }
     Tensor::write_safetensors(&named, path)?;
@@ -285,23 +146,19 @@ pub fn write_probe(model: &TrendModel, scaler: &Scaler, raw: &Tensor, path: &Pat
 /// constant over features and once with alternating signs per feature and week (std 0 read as 1).
 pub fn extreme_windows(scaler: &Scaler, seq: usize) -> Vec<f32> {
     let f = scaler.mean.len();
+    let std = scaler.effective_std();
     let ks = [3.0, -3.0, 10.0, -10.0, 30.0, -30.0, 100.0, -100.0];
     let mut out = Vec::with_capacity(16 * seq * f);
     for alternate in [false, true] {
         for k in ks {
             for t in 0..seq {
-                for j in 0..f {
+                for (j, (mean, std)) in scaler.mean.iter().zip(&std).enumerate() {
                     let sign = if alternate && (t + j) % 2 == 1 {
                         -1.0
                     } else {
                         1.0
                     };
-                    let std = if scaler.std[j] == 0.0 {
-                        1.0
-                    } else {
-                        scaler.std[j]
-                    };
-                    out.push((scaler.mean[j] + sign * k * std) as f32);
+                    out.push((mean + sign * k * std) as f32);
                 }
             }
         }

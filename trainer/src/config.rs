@@ -2,11 +2,17 @@
 //! `LSTMTrainingConfig`, split into `model`, `training`, `loss`, `optimizer`, `scheduler`,
 //! `sequence` and `features` sections. Every field has a doc comment and a default; unknown keys
 //! are rejected so that a typo is an error, not a silently ignored setting.
+//!
+//! The `model`, `sequence` and `features` sections are also sections of a checkpoint's
+//! `config.json`, so their types live in `trendscore_schemas::checkpoint` (re-exported here);
+//! the training-only sections are defined here.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use trendscore_schemas::{feature_names, NUM_FEATURES, SEQUENCE_LENGTH};
+use trendscore_schemas::checkpoint::{check_spec, TrainingSection};
+// The sections a checkpoint shares with this config are the checkpoint contract's.
+pub use trendscore_schemas::checkpoint::{FeaturesConfig, ModelConfig, SequenceConfig, SplitMode};
 
 use crate::error::TrainerError;
 
@@ -28,41 +34,6 @@ pub struct TrainConfig {
     pub sequence: SequenceConfig,
     /// Which feature columns feed the model, by name, in order.
     pub features: FeaturesConfig,
-}
-
-/// Model sizes; names and defaults match the guide's `LSTMModelConfig` and the `model` section
-/// of `config.json` in a checkpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Number of input features per week; must equal the number of selected features.
-    pub input_dim: usize,
-    /// LSTM hidden size per direction; also the attention embedding size.
-    pub hidden_dim: usize,
-    /// Number of stacked LSTM layers.
-    pub num_lstm_layers: usize,
-    /// Attention heads; must divide `hidden_dim`.
-    pub num_attention_heads: usize,
-    /// Dropout between LSTM layers, on attention weights and in the heads (training only).
-    pub dropout_rate: f64,
-    /// Bidirectional LSTM (then a projection maps 2*hidden back to hidden).
-    pub bidirectional: bool,
-    /// Widths of the hidden layers of each prediction head.
-    pub head_hidden_dims: Vec<usize>,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        Self {
-            input_dim: NUM_FEATURES,
-            hidden_dim: 128,
-            num_lstm_layers: 2,
-            num_attention_heads: 4,
-            dropout_rate: 0.2,
-            bidirectional: true,
-            head_hidden_dims: vec![64, 32],
-        }
-    }
 }
 
 /// The training loop (the guide's `LSTMTrainingConfig`).
@@ -244,60 +215,6 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// How the windows are split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SplitMode {
-    /// By date, train < validation < test, with a purge gap so no label leaks forward.
-    Time,
-    /// Windows shuffled (seeded) then cut; labels may overlap across splits.
-    Shuffled,
-}
-
-/// Sequence and split section (`sequence` in `config.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SequenceConfig {
-    /// Weeks per window (the ONNX contract fixes 12).
-    pub sequence_length: usize,
-    /// Label horizons in calendar days (fixed: 7 and 30).
-    pub horizons: Vec<u32>,
-    /// Fraction of (dates of) windows for training.
-    pub train_ratio: f64,
-    /// Fraction for validation; the rest is the test split.
-    pub val_ratio: f64,
-    /// `time` or `shuffled`.
-    pub split: SplitMode,
-}
-
-impl Default for SequenceConfig {
-    fn default() -> Self {
-        Self {
-            sequence_length: SEQUENCE_LENGTH,
-            horizons: vec![7, 30],
-            train_ratio: 0.70,
-            val_ratio: 0.15,
-            split: SplitMode::Time,
-        }
-    }
-}
-
-/// Feature selection.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FeaturesConfig {
-    /// Feature names (columns of the weekly rows) in model-input order.
-    pub names: Vec<String>,
-}
-
-impl Default for FeaturesConfig {
-    fn default() -> Self {
-        Self {
-            names: feature_names(),
-        }
-    }
-}
-
 impl TrainConfig {
     /// Reads a TOML file; missing fields take their defaults, unknown ones are errors.
     pub fn from_toml_file(path: &Path) -> Result<Self, TrainerError> {
@@ -310,7 +227,8 @@ impl TrainConfig {
         Ok(cfg)
     }
 
-    /// Checks the combinations that serde cannot: sizes, ratios, feature list.
+    /// Checks the combinations that serde cannot: the checkpoint contract's rules
+    /// ([`check_spec`]: sizes, horizons, feature list), then ratios and the training-only sections.
     pub fn validate(&self) -> Result<(), TrainerError> {
         let bad = |m: String| {
             Err(TrainerError::Config {
@@ -318,53 +236,10 @@ impl TrainConfig {
                 message: m,
             })
         };
-        let m = &self.model;
-        if m.hidden_dim == 0 || m.num_lstm_layers == 0 || m.num_attention_heads == 0 {
-            return bad(
-                "model.hidden_dim, num_lstm_layers and num_attention_heads must be > 0".into(),
-            );
-        }
-        if !m.hidden_dim.is_multiple_of(m.num_attention_heads) {
-            return bad(format!(
-                "model.num_attention_heads ({}) must divide model.hidden_dim ({})",
-                m.num_attention_heads, m.hidden_dim
-            ));
-        }
-        if !(0.0..1.0).contains(&m.dropout_rate) {
-            return bad(format!(
-                "model.dropout_rate must be in [0, 1), got {}",
-                m.dropout_rate
-            ));
-        }
-        if m.head_hidden_dims.contains(&0) {
-            return bad("model.head_hidden_dims must not contain 0".into());
-        }
-        if self.features.names.is_empty() {
-            return bad("features.names must not be empty".into());
-        }
-        if m.input_dim != self.features.names.len() {
-            return bad(format!(
-                "model.input_dim is {} but features.names lists {} features; make them equal",
-                m.input_dim,
-                self.features.names.len()
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for n in &self.features.names {
-            if !seen.insert(n) {
-                return bad(format!("features.names lists `{n}` twice"));
-            }
+        if let Err(e) = check_spec(&self.model, &self.sequence, &self.features) {
+            return bad(e.to_string());
         }
         let s = &self.sequence;
-        if s.sequence_length < 1 {
-            return bad("sequence.sequence_length must be >= 1".into());
-        }
-        if s.horizons != [7, 30] {
-            return bad(format!(
-                "sequence.horizons must be [7, 30] (the two model heads), got {:?}",
-                s.horizons
-            ));
-        }
         if !(s.train_ratio > 0.0 && s.val_ratio > 0.0 && s.train_ratio + s.val_ratio < 1.0) {
             return bad(format!(
                 "sequence.train_ratio ({}) and val_ratio ({}) must be > 0 and sum to < 1",
@@ -394,6 +269,21 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl TrainingSection for TrainConfig {
+    fn model(&self) -> &ModelConfig {
+        &self.model
+    }
+    fn sequence(&self) -> &SequenceConfig {
+        &self.sequence
+    }
+    fn features(&self) -> &FeaturesConfig {
+        &self.features
+    }
+    fn seed(&self) -> u64 {
+        self.training.seed
     }
 }
 

@@ -1,6 +1,6 @@
 //! The data module (the guide's `create_lstm_data_loaders`): weekly rows -> per-ticker series ->
 //! windows of `sequence_length` consecutive ISO weeks -> a time-aware (or shuffled) split ->
-//! a [`Scaler`] fit on the training rows only -> normalised tensors.
+//! a [`Scaler`] fit on the training rows only ([`fit_scaler`]) -> normalised tensors.
 //!
 //! Rules, all pure functions of the rows and the config (no clock, no I/O):
 //! - A window is `sequence_length` rows of one ticker whose ISO weeks are consecutive; it never
@@ -16,12 +16,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Days, NaiveDate};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+// `scaler.json` is part of the checkpoint contract.
+pub use trendscore_schemas::checkpoint::Scaler;
 use trendscore_schemas::{feature_names, iso_week_index, WeeklyRow};
 
 use crate::config::{LossConfig, LossKind, SequenceConfig, SplitMode};
@@ -231,7 +233,7 @@ pub fn split(corpus: &Corpus, cfg: &SequenceConfig, seed: u64, source: &Path) ->
             ),
         ));
     }
-    let max_h = i64::from(*cfg.horizons.iter().max().unwrap_or(&30));
+    let max_h = u64::from(*cfg.horizons.iter().max().unwrap_or(&30));
     let (train, val, test) = match cfg.split {
         SplitMode::Shuffled => {
             let mut ws = labelled.clone();
@@ -263,18 +265,23 @@ pub fn split(corpus: &Corpus, cfg: &SequenceConfig, seed: u64, source: &Path) ->
             let (val_start, test_start) = (dates[i_val], dates[i_test]);
             summary.val_start = Some(val_start);
             summary.test_start = Some(test_start);
-            let horizon = Duration::days(max_h);
+            // A label's horizon runs to `end + max_h` days; no arithmetic can panic (a date
+            // past chrono's range is never before a boundary).
+            let clears = |end: NaiveDate, boundary: NaiveDate| {
+                end.checked_add_days(Days::new(max_h))
+                    .is_some_and(|d| d < boundary)
+            };
             let (mut tr, mut va, mut te) = (Vec::new(), Vec::new(), Vec::new());
             for w in &labelled {
                 let end = corpus.end_week(*w);
                 if end < val_start {
-                    if end + horizon < val_start {
+                    if clears(end, val_start) {
                         tr.push(*w);
                     } else {
                         summary.purged += 1;
                     }
                 } else if end < test_start {
-                    if end + horizon < test_start {
+                    if clears(end, test_start) {
                         va.push(*w);
                     } else {
                         summary.purged += 1;
@@ -308,87 +315,23 @@ pub fn split(corpus: &Corpus, cfg: &SequenceConfig, seed: u64, source: &Path) ->
     })
 }
 
-/// StandardScaler: per-feature mean and population standard deviation (`scaler.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Scaler {
-    /// Feature names, model-input order.
-    pub feature_names: Vec<String>,
-    /// Means.
-    pub mean: Vec<f64>,
-    /// Standard deviations; 0 is read as 1.
-    pub std: Vec<f64>,
-}
-
-impl Scaler {
-    /// Fits on the distinct rows covered by `windows` (the training split), so validation and
-    /// test rows never influence it.
-    pub fn fit(corpus: &Corpus, windows: &[WindowRef]) -> Self {
-        let f = corpus.n_features();
-        let mut rows: HashSet<(usize, usize)> = HashSet::new();
-        for w in windows {
-            for r in w.end + 1 - corpus.seq_len..=w.end {
-                rows.insert((w.series, r));
-            }
-        }
-        let mut rows: Vec<_> = rows.into_iter().collect();
-        rows.sort_unstable();
-        let n = rows.len().max(1) as f64;
-        let mut mean = vec![0.0f64; f];
-        for &(s, r) in &rows {
-            let x = &corpus.series[s].features[r * f..(r + 1) * f];
-            for (m, v) in mean.iter_mut().zip(x) {
-                *m += f64::from(*v);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n);
-        let mut var = vec![0.0f64; f];
-        for &(s, r) in &rows {
-            let x = &corpus.series[s].features[r * f..(r + 1) * f];
-            for ((acc, v), m) in var.iter_mut().zip(x).zip(&mean) {
-                *acc += (f64::from(*v) - m).powi(2);
-            }
-        }
-        Self {
-            feature_names: corpus.feature_names.clone(),
-            mean,
-            std: var.into_iter().map(|v| (v / n).sqrt()).collect(),
+/// Fits the [`Scaler`] on the distinct rows covered by `windows` (the training split), so
+/// validation and test rows never influence it. Rows are taken in (series, row) order.
+pub fn fit_scaler(corpus: &Corpus, windows: &[WindowRef]) -> Scaler {
+    let f = corpus.n_features();
+    let mut rows: HashSet<(usize, usize)> = HashSet::new();
+    for w in windows {
+        for r in w.end + 1 - corpus.seq_len..=w.end {
+            rows.insert((w.series, r));
         }
     }
-
-    /// `(x - mean) / std` in f64, then f32 (std 0 read as 1); `raw` is (.., n_features) row-major.
-    pub fn normalise(&self, raw: &[f32]) -> Vec<f32> {
-        let f = self.mean.len();
-        raw.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let std = if self.std[i % f] == 0.0 {
-                    1.0
-                } else {
-                    self.std[i % f]
-                };
-                ((f64::from(v) - self.mean[i % f]) / std) as f32
-            })
-            .collect()
-    }
-
-    /// Writes `scaler.json`.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| TrainerError::json(path, e))?;
-        std::fs::write(path, text).map_err(|e| TrainerError::io(path, e))
-    }
-
-    /// Reads `scaler.json`.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainerError::io(path, e))?;
-        let s: Scaler = serde_json::from_str(&text).map_err(|e| TrainerError::json(path, e))?;
-        if s.mean.len() != s.feature_names.len() || s.std.len() != s.feature_names.len() {
-            return Err(TrainerError::ckpt(
-                path,
-                "feature_names, mean and std differ in length",
-            ));
-        }
-        Ok(s)
-    }
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_unstable();
+    let rows: Vec<&[f32]> = rows
+        .iter()
+        .map(|&(s, r)| &corpus.series[s].features[r * f..(r + 1) * f])
+        .collect();
+    Scaler::fit(corpus.feature_names.clone(), &rows)
 }
 
 /// Tensors of one split, on one device.
@@ -534,7 +477,9 @@ pub fn tickers_of(corpus: &Corpus, ws: &[WindowRef]) -> HashMap<String, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration;
     use trendscore_schemas::synth::synthetic_rows;
+    use trendscore_schemas::{MAX_DATE, MIN_DATE};
 
     fn corpus(rows: &[WeeklyRow]) -> Corpus {
         Corpus::new(rows, &feature_names(), 12, Path::new("mem")).unwrap()
@@ -618,7 +563,7 @@ mod tests {
         let rows = synthetic_rows(3, 100, 4);
         let c = corpus(&rows);
         let sp = split(&c, &SequenceConfig::default(), 0, Path::new("mem")).unwrap();
-        let s1 = Scaler::fit(&c, &sp.train);
+        let s1 = fit_scaler(&c, &sp.train);
         // Poison every row from the first validation week on: the scaler must not move.
         let val_start = sp.summary.val_start.unwrap();
         let mut poisoned = rows.clone();
@@ -628,7 +573,7 @@ mod tests {
         let c2 = corpus(&poisoned);
         let sp2 = split(&c2, &SequenceConfig::default(), 0, Path::new("mem")).unwrap();
         assert_eq!(sp.train, sp2.train);
-        let s2 = Scaler::fit(&c2, &sp2.train);
+        let s2 = fit_scaler(&c2, &sp2.train);
         assert_eq!(s1, s2);
         // And it really is the training rows' statistics (feature_6 is a price level ~100s).
         assert!(s1.mean[6] > 10.0 && s1.std[6] > 0.0);
@@ -661,6 +606,38 @@ mod tests {
         let c = Corpus::new(&rows[..11], &feature_names(), 12, Path::new("x.parquet")).unwrap();
         let e = split(&c, &SequenceConfig::default(), 0, Path::new("x.parquet")).unwrap_err();
         assert!(e.to_string().contains("labelled windows"), "{e}");
+    }
+
+    #[test]
+    fn dates_at_both_ends_of_the_accepted_range_split_without_panics() {
+        let rows = synthetic_rows(3, 80, 6);
+        let first = rows.iter().map(|r| r.week).min().unwrap();
+        let last = rows.iter().map(|r| r.week).max().unwrap();
+        // Fridays both: MIN_DATE + 4 days and MAX_DATE (9999-12-31).
+        let first_friday = MIN_DATE + Duration::days(4);
+        for shift in [MAX_DATE - last, first_friday - first] {
+            let moved: Vec<WeeklyRow> = rows
+                .iter()
+                .map(|r| WeeklyRow {
+                    week: r.week + shift,
+                    ..r.clone()
+                })
+                .collect();
+            assert!(moved
+                .iter()
+                .all(|r| (MIN_DATE..=MAX_DATE).contains(&r.week)));
+            let c = corpus(&moved);
+            let sp = split(&c, &SequenceConfig::default(), 0, Path::new("mem")).unwrap();
+            assert!(!sp.train.is_empty() && !sp.test.is_empty());
+            let newest = moved.iter().map(|r| r.week).max().unwrap();
+            let loss = LossConfig {
+                kind: LossKind::Weighted,
+                ..Default::default()
+            };
+            let w = sample_weights(&c, &sp.train, &loss, newest);
+            assert!(w.iter().all(|v| v.is_finite() && *v > 0.0));
+            fit_scaler(&c, &sp.train).validate().unwrap();
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum TrainerError {
     /// A checkpoint directory is incomplete or inconsistent.
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: String, message: String },
+    /// A checkpoint's `config.json` or `scaler.json` is missing, unreadable or breaks the
+    /// checkpoint contract (names the file and the key).
+    #[error("checkpoint {0}")]
+    Contract(#[from] trendscore_schemas::checkpoint::CheckpointError),
     /// File-system error.
     #[error("{path}: {source}")]
     Io {

@@ -8,6 +8,7 @@
 
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
+use trendscore_schemas::checkpoint::OUTPUT_NAMES;
 
 use crate::config::ModelConfig;
 
@@ -29,12 +30,13 @@ pub struct ModelOutput {
 impl ModelOutput {
     /// `(name, tensor)` pairs in the ONNX output order.
     pub fn named(&self) -> [(&'static str, &Tensor); 5] {
+        let [t7, d7, t30, d30, att] = OUTPUT_NAMES;
         [
-            ("7day_trend", &self.trend_7d),
-            ("7day_direction", &self.direction_7d),
-            ("30day_trend", &self.trend_30d),
-            ("30day_direction", &self.direction_30d),
-            ("attention_weights", &self.attention),
+            (t7, &self.trend_7d),
+            (d7, &self.direction_7d),
+            (t30, &self.trend_30d),
+            (d30, &self.direction_30d),
+            (att, &self.attention),
         ]
     }
 }
@@ -270,6 +272,30 @@ mod tests {
         assert_eq!(shape("head_7d.direction.weight"), [2, 4]);
         // 2 layers x 2 dirs x 4 + projection 2 + attention 4 + heads 2 x (4 + 4)
         assert_eq!(vars.len(), 16 + 2 + 4 + 16);
+    }
+
+    #[test]
+    fn parameters_are_exactly_the_contracts_expected_tensors() {
+        for bidirectional in [true, false] {
+            let cfg = ModelConfig {
+                bidirectional,
+                num_lstm_layers: 3,
+                head_hidden_dims: vec![5],
+                ..small()
+            };
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let _m = TrendModel::new(&vs.root(), &cfg);
+            let got: std::collections::BTreeMap<String, Vec<usize>> = vs
+                .variables()
+                .into_iter()
+                .map(|(n, t)| (n, t.size().into_iter().map(|d| d as usize).collect()))
+                .collect();
+            assert_eq!(
+                got,
+                cfg.expected_tensors(),
+                "bidirectional = {bidirectional}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::config::TrainConfig;
 use crate::data::{self, Corpus, Scaler, SplitSummary, SplitTensors};
 use crate::error::{Result, TrainerError};
 use crate::loss::{self, Targets, TrendLoss};
+// history.json's records; re-exported so `train::EpochRecord` keeps working.
+pub use crate::history::{EpochRecord, LossValues};
 use crate::metrics::{horizon_metrics, Metrics};
 use crate::model::{ModelOutput, TrendModel};
 use crate::optim::{EarlyStopping, Optimizer, Scheduler};
@@ -48,54 +50,6 @@ pub fn resolve_device(name: &str) -> Result<Device> {
             ))),
         },
     }
-}
-
-/// The five loss values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LossValues {
-    /// Weighted total.
-    pub total: f64,
-    /// 7-day trend MSE.
-    pub trend_7d: f64,
-    /// 7-day direction cross-entropy.
-    pub direction_7d: f64,
-    /// 30-day trend MSE.
-    pub trend_30d: f64,
-    /// 30-day direction cross-entropy.
-    pub direction_30d: f64,
-}
-
-impl From<[f64; 5]> for LossValues {
-    fn from(v: [f64; 5]) -> Self {
-        Self {
-            total: v[0],
-            trend_7d: v[1],
-            direction_7d: v[2],
-            trend_30d: v[3],
-            direction_30d: v[4],
-        }
-    }
-}
-
-/// One line of `history.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// Learning rate used.
-    pub lr: f64,
-    /// Wall-clock seconds of the epoch (training and validation).
-    pub seconds: f64,
-    /// Mean training loss over the epoch's batches (sample-weighted).
-    pub train: LossValues,
-    /// Validation loss (eval mode).
-    pub val: LossValues,
-    /// Validation metrics.
-    pub val_metrics: Metrics,
-    /// Mean global gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Whether this epoch set a new best validation loss.
-    pub best: bool,
 }
 
 /// `train_state.json`: what `--resume` needs besides the weights and optimiser moments.
@@ -259,7 +213,7 @@ pub fn prepare(
         source,
     )?;
     let split = data::split(&corpus, &cfg.sequence, cfg.training.seed, source)?;
-    let scaler = Scaler::fit(&corpus, &split.train);
+    let scaler = data::fit_scaler(&corpus, &split.train);
     let newest = split
         .train
         .iter()
