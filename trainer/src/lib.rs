@@ -12,6 +12,7 @@
 //! - [`train`]: the loop, checkpoints, resume, history; [`checkpoint`]: the checkpoint directory.
 //! - [`infer`]: `evaluate` and `predict` with a checkpoint.
 //! - [`plot`]: `history.png` and attention plots.
+//! - [`report`]: `trainer report`, walk-forward out-of-sample evaluation against baselines.
 //! - [`bench`]: one-step throughput; [`cli`]: the `trainer` command line.
 
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod report;
 pub mod train;
 
 pub use config::TrainConfig;
