@@ -55,8 +55,15 @@ fn chart(
     }
     let mut c = b.build_cartesian_2d(x, y).map_err(|x| e(&x))?;
     let mut mesh = c.configure_mesh();
+    let x_fmt = |v: &f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
     if text {
-        mesh.x_desc(x_desc);
+        mesh.x_desc(x_desc).x_label_formatter(&x_fmt);
     } else {
         mesh.x_labels(0).y_labels(0);
     }
