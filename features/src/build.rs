@@ -13,7 +13,10 @@ use crate::features::{
     MIN_DAILY_CLOSES, MIN_MARKET_CLOSES, MIN_WEEKS, NUM_FEATURES,
 };
 use crate::input::{read_market, read_prices, DailySeries, Layout, PriceColumn, PriceTable};
-use crate::labels::{sigma_w, trend_label, DEFAULT_VOL_FLOOR};
+use crate::labels::{forward_return, sigma_w, DEFAULT_VOL_FLOOR};
+use crate::targets::{
+    apply_cross_sectional, apply_target, market_forward_return, CrossSectional, RawLabels, Target,
+};
 
 /// Parquet footer key holding the manifest JSON.
 pub const MANIFEST_KEY: &str = "trendscore.features.manifest";
@@ -33,6 +36,12 @@ pub struct BuildConfig {
     pub vol_floor: f64,
     /// Worker threads for the per-ticker work; 0 = all cores. Default 0.
     pub threads: usize,
+    /// What the labels measure: `raw` (default), `excess` (over the market; needs a market
+    /// series) or `xs` (over the week's cross-sectional median); see [`crate::targets`].
+    pub target: Target,
+    /// Features as they are (`none`, default) or as their rank / z-score among the rows of the
+    /// same week date (`rank`, `zscore`); see [`crate::targets`].
+    pub cross_sectional: CrossSectional,
 }
 
 impl Default for BuildConfig {
@@ -41,6 +50,8 @@ impl Default for BuildConfig {
             price_column: PriceColumn::Auto,
             vol_floor: DEFAULT_VOL_FLOOR,
             threads: 0,
+            target: Target::Raw,
+            cross_sectional: CrossSectional::None,
         }
     }
 }
@@ -123,6 +134,12 @@ pub fn build_rows(
     market: Option<&DailySeries>,
     cfg: &BuildConfig,
 ) -> Result<Built> {
+    if cfg.target == Target::Excess && market.is_none() {
+        return Err(FeaturesError::Config {
+            path: "(build)".into(),
+            message: "target `excess` needs a market index series (--market)".into(),
+        });
+    }
     let (m_dates, m_closes, market_name) = match market {
         Some(m) => (
             m.dates.clone(),
@@ -145,7 +162,7 @@ pub fn build_rows(
     }
     .clamp(1, series.len().max(1));
     let chunk = series.len().div_ceil(threads).max(1);
-    let per_ticker: Vec<(Vec<WeeklyRow>, TickerCounts)> = std::thread::scope(|s| {
+    let per_ticker: Vec<(Vec<(WeeklyRow, RawLabels)>, TickerCounts)> = std::thread::scope(|s| {
         let handles: Vec<_> = series
             .chunks(chunk)
             .map(|part| {
@@ -167,7 +184,7 @@ pub fn build_rows(
         market: market_name,
         ..Default::default()
     };
-    let mut rows = Vec::new();
+    let mut rows: Vec<(WeeklyRow, RawLabels)> = Vec::new();
     for (t, (r, c)) in series.iter().zip(per_ticker) {
         report.weeks_in += c.weeks;
         report.rows_without_history += c.without_history;
@@ -207,7 +224,10 @@ pub fn build_rows(
                 .join(", ")
         )));
     }
-    rows.sort_by(|a, b| (&a.ticker, a.week).cmp(&(&b.ticker, b.week)));
+    rows.sort_by(|a, b| (&a.0.ticker, a.0.week).cmp(&(&b.0.ticker, b.0.week)));
+    let (mut rows, raw): (Vec<WeeklyRow>, Vec<RawLabels>) = rows.into_iter().unzip();
+    apply_target(&mut rows, &raw, cfg.target);
+    apply_cross_sectional(&mut rows, cfg.cross_sectional);
     report.rows = rows.len();
     report.labels_7d = rows.iter().filter(|r| r.trend_7day.is_some()).count();
     report.labels_30d = rows.iter().filter(|r| r.trend_30day.is_some()).count();
@@ -229,7 +249,7 @@ fn ticker_rows(
     m_dates: &[chrono::NaiveDate],
     m_closes: &[f64],
     vol_floor: f64,
-) -> (Vec<WeeklyRow>, TickerCounts) {
+) -> (Vec<(WeeklyRow, RawLabels)>, TickerCounts) {
     let (frows, outcome) = compute_ticker(&t.dates, &t.closes, m_dates, m_closes);
     let ends = weekly_ends(&t.dates);
     let w: Vec<f64> = ends.iter().map(|&p| t.closes[p]).collect();
@@ -243,8 +263,15 @@ fn ticker_rows(
     for r in frows {
         let features: Vec<f32> = r.values.iter().map(|&v| v as f32).collect();
         let sigma = sigma_w(&w, r.k, vol_floor);
-        let l7 = trend_label(&t.dates, &t.closes, r.day, sigma, 7).map(|v| v as f32);
-        let l30 = trend_label(&t.dates, &t.closes, r.day, sigma, 30).map(|v| v as f32);
+        let raw = RawLabels {
+            r: [7, 30].map(|h| forward_return(&t.dates, &t.closes, r.day, h)),
+            m: [7, 30].map(|h| market_forward_return(m_dates, m_closes, t.dates[r.day], h)),
+            sigma,
+        };
+        // The raw target's label (DESIGN.md); `apply_target` rewrites it for the others.
+        let label =
+            |i: usize, h: f64| raw.r[i].map(|x| (x / (sigma * (h / 7.0).sqrt())).tanh() as f32);
+        let (l7, l30) = (label(0, 7.0), label(1, 30.0));
         let finite = features.iter().all(|v| v.is_finite())
             && l7.is_none_or(f32::is_finite)
             && l30.is_none_or(f32::is_finite);
@@ -253,13 +280,16 @@ fn ticker_rows(
             counts.non_finite += 1;
             continue;
         }
-        out.push(WeeklyRow {
-            ticker: t.ticker.clone(),
-            week: r.week,
-            features,
-            trend_7day: l7,
-            trend_30day: l30,
-        });
+        out.push((
+            WeeklyRow {
+                ticker: t.ticker.clone(),
+                week: r.week,
+                features,
+                trend_7day: l7,
+                trend_30day: l30,
+            },
+            raw,
+        ));
     }
     (out, counts)
 }
@@ -294,6 +324,8 @@ pub struct Manifest {
     pub features: Vec<ManifestFeature>,
     /// Label definitions and parameters.
     pub labels: LabelInfo,
+    /// Cross-sectional transform of the features: `none`, `rank` or `zscore`.
+    pub cross_sectional: CrossSectional,
     /// History a row needs.
     pub min_history: MinHistory,
     /// The price file.
@@ -324,6 +356,8 @@ pub struct ManifestFeature {
 pub struct LabelInfo {
     /// Formula.
     pub definition: String,
+    /// What `r_h` is measured against: `raw`, `excess` (the market) or `xs` (the week's median).
+    pub target: Target,
     /// Horizons in calendar days.
     pub horizons: Vec<u32>,
     /// sigma_w floor.
@@ -368,10 +402,12 @@ pub fn manifest(
             definition: "trend_hd = tanh(r_h / (sigma_w * sqrt(h/7))), r_h = P(last close on or before t+h days) / P_t - 1; \
                          sigma_w = max(sample stdev of the last 26 weekly simple returns, vol_floor); null when t+h is after the ticker's last date"
                 .to_string(),
+            target: cfg.target,
             horizons: trendscore_schemas::HORIZONS.to_vec(),
             vol_floor: cfg.vol_floor,
             sigma_weeks: crate::labels::SIGMA_WEEKS,
         },
+        cross_sectional: cfg.cross_sectional,
         min_history: MinHistory {
             daily_closes: MIN_DAILY_CLOSES,
             weeks: MIN_WEEKS,

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use trendscore_features::{build, fetch, synth, BuildConfig, PriceColumn, SynthConfig};
+use trendscore_features::{
+    build, fetch, synth, BuildConfig, CrossSectional, PriceColumn, SynthConfig, Target,
+};
 
 /// Daily prices -> weekly feature rows and trend labels.
 #[derive(Parser)]
@@ -27,12 +29,20 @@ enum Cmd {
         /// Output Parquet file.
         #[arg(long)]
         out: PathBuf,
-        /// Optional TOML config (price_column, vol_floor, threads).
+        /// Optional TOML config (price_column, vol_floor, threads, target, cross_sectional).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Price column of a long file: auto (adj_close if present, else close), close, adj_close.
         #[arg(long, value_parser = parse_price_column)]
         price_column: Option<PriceColumn>,
+        /// Labels: raw (the ticker's return, default), excess (over --market) or xs (over the
+        /// week's cross-sectional median).
+        #[arg(long)]
+        target: Option<Target>,
+        /// Features as they are (none, default), or their rank / z-score across the tickers of
+        /// the same week date (rank, zscore).
+        #[arg(long)]
+        cross_sectional: Option<CrossSectional>,
     },
     /// Write seeded synthetic daily prices (regime-switching random walk with a planted pattern).
     SynthPrices {
@@ -87,6 +97,8 @@ fn main() -> anyhow::Result<()> {
             out,
             config,
             price_column,
+            target,
+            cross_sectional,
         } => {
             let mut cfg = match &config {
                 Some(p) => BuildConfig::from_file(p)?,
@@ -94,6 +106,12 @@ fn main() -> anyhow::Result<()> {
             };
             if let Some(pc) = price_column {
                 cfg.price_column = pc;
+            }
+            if let Some(t) = target {
+                cfg.target = t;
+            }
+            if let Some(x) = cross_sectional {
+                cfg.cross_sectional = x;
             }
             let man = build::build_files(&prices, market.as_deref(), &out, &cfg)
                 .with_context(|| format!("features build --prices {}", prices.display()))?;

@@ -34,6 +34,9 @@ pub enum Command {
     Synth(SynthArgs),
     /// Time one optimisation step on random data (JSON on stdout).
     BenchStep(BenchArgs),
+    /// Walk-forward out-of-sample evaluation beside naive baselines, with week-block
+    /// bootstrap intervals: report.json, report.md, oos_predictions.parquet, plots.
+    Report(ReportArgs),
 }
 
 /// `trainer fit`.
@@ -152,6 +155,55 @@ pub struct BenchArgs {
     pub config: Option<PathBuf>,
 }
 
+/// `trainer report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Weekly rows (Parquet, CSV or CSV.gz).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Report directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// TOML training config (missing fields take defaults), as for `fit`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// walk-forward: one fold per calendar year, expanding training window; single: one split.
+    #[arg(long, value_enum, default_value = "walk-forward")]
+    pub folds: crate::report::FoldMode,
+    /// First test day (YYYY-MM-DD); default: January 1 of the year in which `fit` would start
+    /// its test split (walk-forward), or that day (single).
+    #[arg(long)]
+    pub test_from: Option<chrono::NaiveDate>,
+    /// Models per fold (seeds training.seed, +1, ...), outputs averaged.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// Overrides training.epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Overrides training.device: auto, cpu or cuda.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Overrides training.seed (the first seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Overrides training.num_threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Days between the last training label's end and the test start; default: the longest
+    /// horizon (30).
+    #[arg(long)]
+    pub embargo_days: Option<i64>,
+    /// Week-block bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// L2 penalty of the logistic-regression baseline.
+    #[arg(long, default_value_t = 1e-2)]
+    pub logistic_l2: f64,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -160,6 +212,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(a) => predict(a),
         Command::Synth(a) => synth(a),
         Command::BenchStep(a) => bench(a),
+        Command::Report(a) => report(a),
     }
 }
 
@@ -264,5 +317,49 @@ fn bench(a: BenchArgs) -> Result<()> {
     let device = resolve_device(&a.device)?;
     let r = bench_step(&cfg, a.batch, a.warmup, a.iters, device);
     println!("{}", serde_json::to_string(&r)?);
+    Ok(())
+}
+
+/// Config for `report`: file, then flags.
+pub fn report_config(a: &ReportArgs) -> Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => TrainConfig::from_toml_file(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(e) = a.epochs {
+        cfg.training.epochs = e;
+    }
+    if let Some(d) = &a.device {
+        cfg.training.device = d.clone();
+    }
+    if let Some(s) = a.seed {
+        cfg.training.seed = s;
+    }
+    if let Some(t) = a.threads {
+        cfg.training.num_threads = t;
+    }
+    if a.no_progress {
+        cfg.training.progress = false;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn report(a: ReportArgs) -> Result<()> {
+    let cfg = report_config(&a)?;
+    let opts = crate::report::ReportOptions {
+        folds: a.folds,
+        test_from: a.test_from,
+        seeds: a.seeds,
+        embargo_days: a.embargo_days,
+        bootstrap: a.bootstrap,
+        logistic_l2: a.logistic_l2,
+        ..Default::default()
+    };
+    let rows = trendscore_schemas::read_rows(&a.data)?;
+    tracing::info!(rows = rows.len(), data = %a.data.display(), "read weekly rows");
+    let out = crate::report::run(&rows, &a.data, &cfg, &opts, &a.out)?;
+    println!("{}", out.report.verdict);
+    tracing::info!(out = %out.out.display(), oos_rows = out.oos.len(), "report written");
     Ok(())
 }

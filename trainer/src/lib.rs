@@ -15,6 +15,7 @@
 //!   `trendscore_schemas::checkpoint`).
 //! - [`infer`]: `evaluate` and `predict` with a checkpoint.
 //! - [`plot`]: `history.png` and attention plots.
+//! - [`report`]: `trainer report`, walk-forward out-of-sample evaluation against baselines.
 //! - [`bench`]: one-step throughput; [`cli`]: the `trainer` command line.
 
 pub mod bench;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod report;
 pub mod train;
 
 pub use config::TrainConfig;

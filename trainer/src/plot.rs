@@ -22,7 +22,7 @@ const FONT_CANDIDATES: &[&str] = &[
 ];
 
 /// Registers a font for "sans-serif"; returns whether text can be drawn.
-fn ensure_font() -> bool {
+pub(crate) fn ensure_font() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         let env = std::env::var("TRENDSCORE_FONT").ok();

@@ -213,6 +213,17 @@ pub fn prepare(
         source,
     )?;
     let split = data::split(&corpus, &cfg.sequence, cfg.training.seed, source)?;
+    Ok(prepare_split(corpus, split, cfg, device))
+}
+
+/// Scaler (fit on `split.train` only), sample weights and tensors of a split made elsewhere
+/// (the walk-forward folds of `trainer report`).
+pub fn prepare_split(
+    corpus: Corpus,
+    split: data::Split,
+    cfg: &TrainConfig,
+    device: Device,
+) -> Prepared {
     let scaler = data::fit_scaler(&corpus, &split.train);
     let newest = split
         .train
@@ -225,14 +236,14 @@ pub fn prepare(
         data::to_tensors(&corpus, ws, &scaler, &w, device)
     };
     let (train, val, test) = (mk(&split.train), mk(&split.val), mk(&split.test));
-    Ok(Prepared {
+    Prepared {
         corpus,
         split,
         scaler,
         train,
         val,
         test,
-    })
+    }
 }
 
 /// What [`fit`] returns.
@@ -266,6 +277,21 @@ pub fn fit(
     std::fs::create_dir_all(out).map_err(|e| TrainerError::io(out, e))?;
 
     let prep = prepare(rows, source, cfg, device)?;
+    fit_prepared(&prep, source, cfg, out, resume)
+}
+
+/// [`fit`] on data already prepared (a split made by the caller): trains on `prep.train`, stops
+/// early on `prep.val`, reports `prep.test`, and writes the checkpoint directory `out`.
+pub fn fit_prepared(
+    prep: &Prepared,
+    source: &Path,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+) -> Result<FitReport> {
+    cfg.validate()?;
+    let device = prep.train.x.device();
+    std::fs::create_dir_all(out).map_err(|e| TrainerError::io(out, e))?;
     let s = &prep.split.summary;
     tracing::info!(
         windows = s.windows, train = s.train, val = s.val, test = s.test, purged = s.purged,
@@ -422,7 +448,7 @@ pub fn fit(
     finish(
         &vs,
         &model,
-        &prep,
+        prep,
         cfg,
         out,
         device,
