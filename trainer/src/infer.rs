@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::Path;
 
+use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -158,7 +159,12 @@ pub fn normalise_tensor(scaler: &data::Scaler, raw: &Tensor) -> Tensor {
 
 /// Writes prediction rows as zstd Parquet with DESIGN.md's prediction schema.
 pub fn write_predictions(path: &Path, rows: &[PredictionRow]) -> Result<()> {
-    let batch = predictions_to_batch(rows)?;
+    write_parquet(path, &predictions_to_batch(rows)?)
+}
+
+/// Writes one record batch as a zstd Parquet file (the trainer's outputs: predictions, the
+/// report's out-of-sample rows and training windows).
+pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     let out = |e: parquet::errors::ParquetError| TrainerError::Output {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -168,7 +174,7 @@ pub fn write_predictions(path: &Path, rows: &[PredictionRow]) -> Result<()> {
         .build();
     let file = File::create(path).map_err(|e| TrainerError::io(path, e))?;
     let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(out)?;
-    w.write(&batch).map_err(out)?;
+    w.write(batch).map_err(out)?;
     w.close().map_err(out)?;
     Ok(())
 }

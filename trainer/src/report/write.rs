@@ -5,7 +5,6 @@
 //! check that no training label reaches a fold's test period).
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,9 +12,6 @@ use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float32Array, Int32Array
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{Datelike, Duration};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use trendscore_schemas::dates::date_to_days;
 
 use super::bootstrap::MetricSet;
@@ -41,21 +37,6 @@ pub mod files {
     pub const ATTENTION_PNG: &str = "attention.png";
     /// Weekly IC over time.
     pub const IC_PNG: &str = "ic_over_time.png";
-}
-
-fn write_batch(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let out = |e: parquet::errors::ParquetError| TrainerError::Output {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let file = File::create(path).map_err(|e| TrainerError::io(path, e))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(out)?;
-    w.write(batch).map_err(out)?;
-    w.close().map_err(out)?;
-    Ok(())
 }
 
 fn batch(path: &Path, cols: Vec<(&str, DataType, ArrayRef)>) -> Result<RecordBatch> {
@@ -132,7 +113,7 @@ pub fn write_oos(path: &Path, rows: &[OosRow]) -> Result<()> {
             ),
         ],
     )?;
-    write_batch(path, &b)
+    crate::infer::write_parquet(path, &b)
 }
 
 /// Writes `train_windows.parquet`; `label_end` = week + `max_horizon_days`.
@@ -179,7 +160,7 @@ pub fn write_train_windows(path: &Path, ws: &[TrainWindow], max_horizon_days: i6
             ),
         ],
     )?;
-    write_batch(path, &b)
+    crate::infer::write_parquet(path, &b)
 }
 
 fn f3(v: Option<f64>) -> String {
