@@ -31,7 +31,7 @@ def features_bin():
         p = target / profile / "features"
         if p.exists():
             return str(p)
-    pytest.skip("features binary not built (cargo build -p trendscore-features)")
+    pytest.fail("features binary not built: run scripts/test.sh (one cargo build --workspace --all-targets)")
 
 
 def run(*args):
@@ -158,7 +158,7 @@ def test_synthetic_prices_match_numpy(tmp_path):
 def test_skfolio_sp500_matches_numpy(tmp_path):
     data = pathlib.Path(os.environ.get("TRENDSCORE_DATA_DIR", ROOT / "data"))
     if not (data / "sp500_dataset.csv.gz").exists():
-        pytest.skip("data/sp500_dataset.csv.gz not fetched (features fetch-data --out data/)")
+        pytest.fail("data/sp500_dataset.csv.gz not fetched: run features fetch-data --out data (scripts/test.sh does)")
     import gzip
 
     out = tmp_path / "sp500.parquet"
