@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use trendscore_infer::tract_backend::TractModel;
-use trendscore_infer::{BackendChoice, LoadOptions, ModelInfo};
+use trendscore_infer::{BackendChoice, InferenceModel, LoadOptions, ModelInfo};
+use trendscore_schemas::checkpoint::EnsembleManifest;
 
 use crate::checkpoint::Checkpoint;
+use crate::ensemble::{check_against_members, Ensemble};
 use crate::graph::{build_model, encode, OPSET};
 use crate::parity::{check_probe, ParityCase, TOLERANCE};
 use crate::ExportError;
@@ -65,6 +67,9 @@ pub struct ModelCard {
     pub trained_at: String,
     /// The checkpoint directory exported.
     pub checkpoint: String,
+    /// config.json `data` section: the rows trained on, their label `target` (`raw`,
+    /// `excess`, `xs`; what `p_up` means) and feature transform (`cross_sectional`).
+    pub data: trendscore_schemas::checkpoint::DataSection,
     /// config.json `model` section.
     pub model_config: serde_json::Value,
     /// config.json `training` section (null when absent).
@@ -77,6 +82,32 @@ pub struct ModelCard {
     pub parity_tolerance: f32,
     /// Exporter version.
     pub exporter_version: String,
+    /// For a seed ensemble: its members and how their outputs are combined; null for one model.
+    pub ensemble: Option<EnsembleCard>,
+}
+
+/// The ensemble part of a model card.
+#[derive(Clone, Debug, Serialize)]
+pub struct EnsembleCard {
+    /// The combining rule (`ensemble.json` `combine`).
+    pub combine: String,
+    /// The members in graph order.
+    pub members: Vec<MemberCard>,
+    /// Each member's single-model graph against its own probe on tract.
+    pub member_parity: Vec<ParityCase>,
+}
+
+/// One ensemble member in the model card.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberCard {
+    /// Its checkpoint directory.
+    pub checkpoint: String,
+    /// sha256 of its model.safetensors.
+    pub model_version: String,
+    /// Its training seed.
+    pub seed: u64,
+    /// When it was trained.
+    pub trained_at: String,
 }
 
 /// The ONNX metadata properties of DESIGN.md's ONNX contract.
@@ -97,6 +128,11 @@ pub fn metadata(ckpt: &Checkpoint) -> Vec<(String, String)> {
         ),
         ("trained_at".into(), ckpt.config.trained_at.clone()),
         ("metrics".into(), ckpt.metrics_json.clone()),
+        ("label_target".into(), ckpt.config.data.target.clone()),
+        (
+            "feature_transform".into(),
+            ckpt.config.data.cross_sectional.clone(),
+        ),
     ]
 }
 
@@ -106,7 +142,7 @@ pub fn onnx_bytes(ckpt: &Checkpoint) -> Vec<u8> {
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     let io = |e| ExportError::Io {
         path: path.to_path_buf(),
         source: e,
@@ -148,6 +184,9 @@ pub fn export(
     out: &Path,
     opts: &ExportOptions,
 ) -> Result<ExportReport, ExportError> {
+    if EnsembleManifest::is_ensemble(ckpt_dir) {
+        return export_ensemble(ckpt_dir, out, opts);
+    }
     let ckpt = Checkpoint::load(ckpt_dir)?;
     let m = &ckpt.config.model;
     tracing::info!(
@@ -192,12 +231,14 @@ pub fn export(
         horizons: ckpt.config.sequence.horizons.clone(),
         trained_at: ckpt.config.trained_at.clone(),
         checkpoint: ckpt_dir.display().to_string(),
+        data: ckpt.config.data.clone(),
         model_config: serde_json::to_value(m).expect("config serialises"),
         training_config: ckpt.config.training.clone(),
         metrics: serde_json::from_str(&ckpt.metrics_json).unwrap_or(serde_json::Value::Null),
         parity: parity.clone(),
         parity_tolerance: opts.tolerance,
         exporter_version: env!("CARGO_PKG_VERSION").into(),
+        ensemble: None,
     };
     let card_bytes = serde_json::to_vec_pretty(&card).expect("card serialises");
     let card_path = card_path(out);
@@ -207,6 +248,124 @@ pub fn export(
         onnx_path: out.to_path_buf(),
         card_path,
         model_version: ckpt.weights_sha256,
+        onnx_bytes: bytes.len(),
+        parity,
+    })
+}
+
+/// Windows generated (besides the first member's probe) for the ensemble self-check.
+const ENSEMBLE_CHECK_GENERATED: usize = 64;
+
+fn tract_options() -> LoadOptions {
+    LoadOptions {
+        backend: BackendChoice::Tract,
+        ..Default::default()
+    }
+}
+
+/// [`export`] of a seed ensemble directory: each member's own graph must match its probe on
+/// tract, and the ensemble graph must equal the combining rule applied to the members'
+/// graphs (on the first member's probe windows and generated ones) before anything is written.
+fn export_ensemble(
+    dir: &Path,
+    out: &Path,
+    opts: &ExportOptions,
+) -> Result<ExportReport, ExportError> {
+    let ens = Ensemble::load(dir)?;
+    tracing::info!(ensemble = %dir.display(), members = ens.members.len(), "ensemble loaded");
+    let members = ens.member_models(&tract_options())?;
+    let mut member_parity = Vec::new();
+    for (m, model) in ens.members.iter().zip(&members) {
+        let case = check_probe(model.as_ref(), &m.probe, m.probe.len())?;
+        if !case.passed(opts.tolerance) {
+            return Err(ExportError::Parity {
+                backend: "tract".into(),
+                details: format!(
+                    "member {}: {case} exceeds tolerance {:e}; nothing written",
+                    m.dir.display(),
+                    opts.tolerance
+                ),
+            });
+        }
+        member_parity.push(case);
+    }
+    let bytes = ens.onnx_bytes();
+    let info = ModelInfo::from_onnx_bytes(&bytes)?;
+    let tract = TractModel::from_bytes(&bytes, info, &tract_options())?;
+    let first = &ens.members[0];
+    let mut feats = first.probe.features.data.clone();
+    feats.extend(crate::verify::generated_windows(
+        first,
+        ENSEMBLE_CHECK_GENERATED,
+        11,
+    ));
+    let n = first.probe.len() + ENSEMBLE_CHECK_GENERATED;
+    let parity = check_against_members(
+        &tract as &dyn InferenceModel,
+        &members,
+        &feats,
+        n,
+        "probe+generated",
+    )?;
+    tracing::info!(%parity, "ensemble self-check on tract");
+    if !parity.passed(opts.tolerance) {
+        return Err(ExportError::Parity {
+            backend: "tract".into(),
+            details: format!(
+                "{parity} exceeds tolerance {:e}; nothing written",
+                opts.tolerance
+            ),
+        });
+    }
+    let card = ModelCard {
+        model_version: ens.model_version.clone(),
+        onnx_file: out
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        onnx_sha256: hex::encode(Sha256::digest(&bytes)),
+        opset: OPSET,
+        feature_names: first.scaler.feature_names.clone(),
+        sequence_length: first.config.sequence.sequence_length,
+        horizons: first.config.sequence.horizons.clone(),
+        trained_at: ens
+            .members
+            .iter()
+            .map(|m| m.config.trained_at.clone())
+            .max()
+            .unwrap_or_default(),
+        checkpoint: dir.display().to_string(),
+        data: first.config.data.clone(),
+        model_config: serde_json::to_value(&first.config.model).expect("config serialises"),
+        training_config: first.config.training.clone(),
+        metrics: ens.manifest.metrics.clone(),
+        parity: parity.clone(),
+        parity_tolerance: opts.tolerance,
+        exporter_version: env!("CARGO_PKG_VERSION").into(),
+        ensemble: Some(EnsembleCard {
+            combine: ens.manifest.combine.clone(),
+            members: ens
+                .members
+                .iter()
+                .zip(&ens.manifest.seeds)
+                .map(|(m, seed)| MemberCard {
+                    checkpoint: m.dir.display().to_string(),
+                    model_version: m.weights_sha256.clone(),
+                    seed: *seed,
+                    trained_at: m.config.trained_at.clone(),
+                })
+                .collect(),
+            member_parity,
+        }),
+    };
+    let card_bytes = serde_json::to_vec_pretty(&card).expect("card serialises");
+    let card_path = card_path(out);
+    write_atomic(out, &bytes)?;
+    write_atomic(&card_path, &card_bytes)?;
+    Ok(ExportReport {
+        onnx_path: out.to_path_buf(),
+        card_path,
+        model_version: ens.model_version,
         onnx_bytes: bytes.len(),
         parity,
     })

@@ -4,6 +4,7 @@
 //! Module map:
 //! - [`checkpoint`]: read and validate a checkpoint directory (config, scaler, weights, probe).
 //! - [`graph`]: build the opset-17 ONNX graph (scaler, LSTM, attention, heads) with prost.
+//! - [`ensemble`]: seed ensembles: one graph combining the members, and the rule it follows.
 //! - [`export`]: checkpoint -> model.onnx + model card, refusing models that fail the probe.
 //! - [`parity`]: max-abs-diff comparisons of model outputs.
 //! - [`reference`]: an independent float64 forward pass from the PyTorch-layout weights.
@@ -16,6 +17,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod ensemble;
 pub mod error;
 pub mod export;
 pub mod graph;

@@ -34,7 +34,9 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ExportArgs {
-    /// Checkpoint directory (model.safetensors, config.json, scaler.json, probe.safetensors).
+    /// Checkpoint directory (model.safetensors, config.json, scaler.json, probe.safetensors),
+    /// or a seed-ensemble directory (`trainer fit --seeds N`: ensemble.json + one checkpoint
+    /// per member), exported as one graph averaging its members.
     #[arg(long)]
     checkpoint: PathBuf,
     /// Output ONNX file; the model card is written beside it with the extension .json.
@@ -47,7 +49,7 @@ struct ExportArgs {
 
 #[derive(Args, Debug)]
 struct VerifyArgs {
-    /// Checkpoint directory.
+    /// Checkpoint (or seed-ensemble) directory.
     #[arg(long)]
     checkpoint: PathBuf,
     /// ONNX file exported from it.

@@ -6,7 +6,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use trendscore_infer::{load_model, BackendChoice, InferenceModel, LoadOptions};
 
+use trendscore_schemas::checkpoint::EnsembleManifest;
+
 use crate::checkpoint::Checkpoint;
+use crate::ensemble::{check_against_members, Ensemble};
 use crate::parity::{check_probe, compare_outputs, ParityCase};
 use crate::{reference, ExportError};
 
@@ -85,6 +88,9 @@ pub fn verify(
     model_path: &Path,
     opts: &VerifyOptions,
 ) -> Result<VerifyReport, ExportError> {
+    if EnsembleManifest::is_ensemble(ckpt_dir) {
+        return verify_ensemble(ckpt_dir, model_path, opts);
+    }
     let ckpt = Checkpoint::load(ckpt_dir)?;
     let mut cases = Vec::new();
     let mut models: Vec<Box<dyn InferenceModel>> = Vec::new();
@@ -139,6 +145,69 @@ pub fn verify(
                 }),
             }
         }
+    }
+    Ok(VerifyReport {
+        cases,
+        tolerance: opts.tolerance,
+    })
+}
+
+/// The parity suite of a seed ensemble: on every backend, the ensemble graph against the
+/// combining rule applied to the members' own graphs on the same backend (the first member's
+/// probe at its size and at [`BATCH_SIZES`], and generated windows), and against the combined
+/// float64 references of the members.
+fn verify_ensemble(
+    dir: &Path,
+    model_path: &Path,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, ExportError> {
+    let ens = Ensemble::load(dir)?;
+    let first = &ens.members[0];
+    let gen_ref = generated_windows(first, GENERATED_VS_REFERENCE, opts.seed);
+    let expected_ref = ens.reference(&gen_ref, GENERATED_VS_REFERENCE);
+    let gen_cross = generated_windows(first, GENERATED_CROSS, opts.seed.wrapping_add(1));
+    let mut cases = Vec::new();
+    for b in &opts.backends {
+        let load = LoadOptions {
+            backend: *b,
+            ort_dylib_path: opts.ort_dylib_path.clone(),
+            intra_threads: opts.threads,
+        };
+        let model = load_model(model_path, &load)?;
+        if model.info().model_version != ens.model_version {
+            return Err(ExportError::Inconsistent {
+                path: model_path.to_path_buf(),
+                reason: format!(
+                    "model_version {} is not the version {} of the ensemble {}: this ONNX file was exported from something else",
+                    model.info().model_version,
+                    ens.model_version,
+                    dir.display()
+                ),
+            });
+        }
+        let members = ens.member_models(&load)?;
+        let m = model.as_ref();
+        let n = first.probe.len();
+        for batch in std::iter::once(n).chain(BATCH_SIZES) {
+            let (feats, _) = crate::parity::cycled_probe(&first.probe, batch);
+            cases.push(check_against_members(m, &members, &feats, batch, "probe")?);
+        }
+        cases.push(check_against_members(
+            m,
+            &members,
+            &gen_cross,
+            GENERATED_CROSS,
+            "generated",
+        )?);
+        let got = m.predict(&gen_ref, GENERATED_VS_REFERENCE)?;
+        cases.push(ParityCase {
+            backend: m.backend().to_string(),
+            case: format!(
+                "ensemble generated batch={GENERATED_VS_REFERENCE} vs combined f64 references"
+            ),
+            windows: GENERATED_VS_REFERENCE,
+            max_abs_diff: compare_outputs(&got, &expected_ref),
+        });
     }
     Ok(VerifyReport {
         cases,

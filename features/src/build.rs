@@ -19,7 +19,7 @@ use crate::targets::{
 };
 
 /// Parquet footer key holding the manifest JSON.
-pub const MANIFEST_KEY: &str = "trendscore.features.manifest";
+pub use trendscore_schemas::weekly::FEATURE_MANIFEST_KEY as MANIFEST_KEY;
 /// Parquet footer key holding the feature set version.
 pub const VERSION_KEY: &str = "trendscore.features.version";
 /// Name used for the market series when none is given.

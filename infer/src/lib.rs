@@ -146,27 +146,38 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Box<dyn InferenceMo
         source: e,
     })?;
     let info = ModelInfo::from_onnx_bytes(&bytes).map_err(|e| e.with_path(path))?;
+    load_model_bytes(&bytes, info, path, opts)
+}
+
+/// [`load_model`] of ONNX bytes already in memory, described by `info`; `path` names the
+/// model in logs only.
+pub fn load_model_bytes(
+    bytes: &[u8],
+    info: ModelInfo,
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<Box<dyn InferenceModel>, InferError> {
     match opts.backend {
         BackendChoice::Tract => {
             tracing::info!(model = %path.display(), backend = "tract", "loading model: tract requested");
             Ok(Box::new(tract_backend::TractModel::from_bytes(
-                &bytes, info, opts,
+                bytes, info, opts,
             )?))
         }
         BackendChoice::OrtCpu => {
             tracing::info!(model = %path.display(), backend = "ort-cpu", "loading model: ort-cpu requested");
             Ok(Box::new(ort_backend::OrtModel::from_bytes(
-                &bytes, info, opts, false,
+                bytes, info, opts, false,
             )?))
         }
         BackendChoice::OrtCuda => {
             tracing::info!(model = %path.display(), backend = "ort-cuda", "loading model: ort-cuda requested");
             Ok(Box::new(ort_backend::OrtModel::from_bytes(
-                &bytes, info, opts, true,
+                bytes, info, opts, true,
             )?))
         }
         BackendChoice::Auto => {
-            match ort_backend::OrtModel::from_bytes(&bytes, info.clone(), opts, true) {
+            match ort_backend::OrtModel::from_bytes(bytes, info.clone(), opts, true) {
                 Ok(m) => {
                     tracing::info!(
                         model = %path.display(),
@@ -183,7 +194,7 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Box<dyn InferenceMo
                         "loading model: auto fell back to tract on CPU because ort-cuda is unavailable"
                     );
                     Ok(Box::new(tract_backend::TractModel::from_bytes(
-                        &bytes, info, opts,
+                        bytes, info, opts,
                     )?))
                 }
             }

@@ -122,6 +122,25 @@ pub fn write_rows_parquet(
     Ok(())
 }
 
+/// Parquet footer key of the feature manifest that `features build` writes (JSON; also in
+/// the `<rows>.manifest.json` sidecar).
+pub const FEATURE_MANIFEST_KEY: &str = "trendscore.features.manifest";
+
+/// The value of footer key `key` of a Parquet rows file; `None` for a key the file lacks or
+/// a file that is not Parquet (CSV has no footer).
+pub fn footer_metadata(path: &Path, key: &str) -> Result<Option<String>, SchemaError> {
+    if !matches!(Format::of(path)?, Format::Parquet) {
+        return Ok(None);
+    }
+    let builder = parquet_reader(path)?;
+    Ok(builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == key))
+        .and_then(|e| e.value.clone()))
+}
+
 /// Reads and validates weekly rows from Parquet (`.parquet`, `.pq`), CSV (`.csv`) or gzip CSV
 /// (`.csv.gz`). Rows keep file order.
 pub fn read_rows(path: &Path) -> Result<Vec<WeeklyRow>, SchemaError> {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::bench_step;
 use crate::checkpoint::{self, CheckpointConfig};
 use crate::config::TrainConfig;
+use crate::ensemble;
 use crate::infer::{self, EvalSplit};
 use crate::train::{self, resolve_device};
 
@@ -76,6 +77,11 @@ pub struct FitArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Train a seed ensemble of this many members (seeds training.seed, +1, ...) on one split:
+    /// --out gets one checkpoint per member (seed<s>/) and ensemble.json, which the exporter
+    /// turns into one ONNX graph averaging the members. 1 (default) trains one checkpoint.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
 }
 
 /// `trainer evaluate`.
@@ -256,6 +262,17 @@ fn fit(a: FitArgs) -> Result<()> {
     let cfg = fit_config(&a)?;
     let rows = trendscore_schemas::read_rows(&a.data)?;
     tracing::info!(rows = rows.len(), data = %a.data.display(), "read weekly rows");
+    if a.seeds != 1 {
+        let (manifest, m) =
+            ensemble::fit_ensemble(&rows, &a.data, &cfg, &a.out, a.seeds, a.resume)?;
+        println!("{}", serde_json::to_string_pretty(&manifest)?);
+        tracing::info!(
+            out = %a.out.display(), members = manifest.members.len(),
+            test_acc_7d = m.ensemble.test.h7.direction_accuracy,
+            test_auc_7d = ?m.ensemble.test.h7.roc_auc, "ensemble written"
+        );
+        return Ok(());
+    }
     let report = train::fit(&rows, &a.data, &cfg, &a.out, a.resume)?;
     let m = &report.metrics;
     println!("{}", serde_json::to_string_pretty(m)?);
@@ -267,6 +284,15 @@ fn fit(a: FitArgs) -> Result<()> {
 }
 
 fn load(dir: &Path, device: &str) -> Result<checkpoint::LoadedModel> {
+    if trendscore_schemas::checkpoint::EnsembleManifest::is_ensemble(dir) {
+        anyhow::bail!(
+            "{} is a seed ensemble (ensemble.json, which holds the combined model's validation and \
+             test metrics): give one member's directory, or export the ensemble with \
+             `exporter --checkpoint {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
     let device = resolve_device(device)?;
     Ok(checkpoint::load(dir, device)?)
 }

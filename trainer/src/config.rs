@@ -44,9 +44,14 @@ pub struct TrainingConfig {
     pub batch_size: usize,
     /// Maximum number of epochs.
     pub epochs: usize,
-    /// Epochs without a validation-loss improvement before stopping; 0 disables early stopping.
+    /// Epochs without an improvement of `early_stopping_metric` before stopping; 0 disables
+    /// early stopping.
     pub early_stopping_patience: usize,
-    /// Smallest decrease of the validation loss that counts as an improvement.
+    /// What "improvement" means for early stopping and for the best weights that are kept:
+    /// `val_loss` (the validation loss decreases), `val_auc_7d` or `val_auc_30d` (the
+    /// validation direction AUC of that horizon increases).
+    pub early_stopping_metric: StopMetric,
+    /// Smallest change of the early-stopping metric that counts as an improvement.
     pub min_delta: f64,
     /// Gradients are rescaled so that their global L2 norm is at most this; 0 disables clipping.
     pub max_grad_norm: f64,
@@ -66,12 +71,40 @@ impl Default for TrainingConfig {
             batch_size: 32,
             epochs: 100,
             early_stopping_patience: 15,
+            early_stopping_metric: StopMetric::ValLoss,
             min_delta: 0.0,
             max_grad_norm: 1.0,
             seed: 42,
             device: "auto".to_string(),
             num_threads: 0,
             progress: true,
+        }
+    }
+}
+
+/// The validation figure early stopping and best-weight selection follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopMetric {
+    /// The validation loss (the weighted total the model is trained on); lower is better.
+    #[default]
+    #[serde(rename = "val_loss")]
+    ValLoss,
+    /// The validation ROC AUC of the 7-day direction; higher is better.
+    #[serde(rename = "val_auc_7d")]
+    ValAuc7d,
+    /// The validation ROC AUC of the 30-day direction; higher is better.
+    #[serde(rename = "val_auc_30d")]
+    ValAuc30d,
+}
+
+impl StopMetric {
+    /// The value early stopping minimises: the loss, or 1 - AUC (an undefined AUC, a
+    /// validation split of one class, counts as 0).
+    pub fn score(self, loss_total: f64, auc_7d: Option<f64>, auc_30d: Option<f64>) -> f64 {
+        match self {
+            Self::ValLoss => loss_total,
+            Self::ValAuc7d => 1.0 - auc_7d.unwrap_or(0.0),
+            Self::ValAuc30d => 1.0 - auc_30d.unwrap_or(0.0),
         }
     }
 }
@@ -314,6 +347,24 @@ mod tests {
         assert_eq!(c.model.hidden_dim, 128);
         assert_eq!(c.model.head_hidden_dims, vec![64, 32]);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn early_stopping_metric_parses_and_scores() {
+        let c: TrainConfig =
+            toml::from_str("[training]\nearly_stopping_metric = \"val_auc_7d\"\n").unwrap();
+        assert_eq!(c.training.early_stopping_metric, StopMetric::ValAuc7d);
+        assert!(
+            toml::from_str::<TrainConfig>("[training]\nearly_stopping_metric = \"auc\"\n").is_err()
+        );
+        assert_eq!(StopMetric::ValLoss.score(0.7, Some(0.6), None), 0.7);
+        assert!((StopMetric::ValAuc7d.score(0.7, Some(0.6), None) - 0.4).abs() < 1e-12);
+        assert_eq!(StopMetric::ValAuc30d.score(0.7, Some(0.6), None), 1.0);
+        // a higher AUC is a lower score: early stopping keeps the epoch with the best AUC
+        assert!(
+            StopMetric::ValAuc7d.score(9.0, Some(0.55), None)
+                < StopMetric::ValAuc7d.score(0.1, Some(0.52), None)
+        );
     }
 
     #[test]

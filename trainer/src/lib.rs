@@ -13,6 +13,7 @@
 //! - [`train`]: the loop, checkpoints, resume; [`history`]: the `history.json` records;
 //!   [`checkpoint`]: the checkpoint directory's tensors (its config and scaler contract is
 //!   `trendscore_schemas::checkpoint`).
+//! - [`ensemble`]: seed ensembles (`fit --seeds N`): members and `ensemble.json`.
 //! - [`infer`]: `evaluate` and `predict` with a checkpoint.
 //! - [`plot`]: `history.png` and attention plots.
 //! - [`report`]: `trainer report`, walk-forward out-of-sample evaluation against baselines.
@@ -23,6 +24,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod ensemble;
 pub mod error;
 pub mod history;
 pub mod infer;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
+use trendscore_schemas::checkpoint::DataSection;
 use trendscore_schemas::WeeklyRow;
 
 use crate::checkpoint::{self, files, CheckpointConfig};
@@ -76,7 +77,7 @@ pub struct FitMetrics {
     pub val: EvalSummary,
     /// Test loss and metrics of the restored best weights.
     pub test: EvalSummary,
-    /// Epoch (0-based) of the best validation loss.
+    /// Epoch (0-based) of the best `training.early_stopping_metric` (the weights kept).
     pub best_epoch: Option<usize>,
     /// Epochs run.
     pub epochs_run: usize,
@@ -343,7 +344,11 @@ pub fn fit_prepared(
         }
         tracing::info!(next_epoch = state.next_epoch, "resuming");
     }
-    CheckpointConfig::from_train(cfg, String::new()).save(out)?;
+    let (data_section, why) = DataSection::of_rows(source);
+    if let Some(why) = why {
+        tracing::warn!(rows = %source.display(), "{why}: the checkpoint's label target is recorded as unknown");
+    }
+    CheckpointConfig::from_train(cfg, data_section.clone(), String::new()).save(out)?;
 
     let n = prep.train.len();
     let bs = cfg.training.batch_size;
@@ -401,7 +406,12 @@ pub fn fit_prepared(
         let train_loss: LossValues = sums.map(|s| s / n as f64).into();
         let val = evaluate_split(&model, &prep.val, loss_fn.as_ref());
         state.scheduler.observe(val.loss.total);
-        let best = state.early_stopping.observe(epoch, val.loss.total);
+        let score = cfg.training.early_stopping_metric.score(
+            val.loss.total,
+            val.metrics.h7.roc_auc,
+            val.metrics.h30.roc_auc,
+        );
+        let best = state.early_stopping.observe(epoch, score);
         if best {
             checkpoint::save_weights(&vs, &out.join(files::BEST))?;
         }
@@ -454,6 +464,7 @@ pub fn fit_prepared(
         device,
         &state,
         loss_fn.as_ref(),
+        data_section,
     )
 }
 
@@ -489,6 +500,7 @@ fn finish(
     device: Device,
     state: &TrainState,
     loss_fn: &dyn TrendLoss,
+    data_section: DataSection,
 ) -> Result<FitReport> {
     let val = evaluate_split(model, &prep.val, loss_fn);
     let test = evaluate_split(model, &prep.test, loss_fn);
@@ -501,7 +513,7 @@ fn finish(
     let weights = out.join(files::MODEL);
     checkpoint::save_weights(vs, &weights)?;
     let trained_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    CheckpointConfig::from_train(cfg, trained_at).save(out)?;
+    CheckpointConfig::from_train(cfg, data_section, trained_at).save(out)?;
     prep.scaler.save(&out.join(files::SCALER))?;
 
     // Probe: up to 48 real windows (test first) + 16 extreme ones, evaluated on the CPU.

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::error::{read, write_json};
 use super::{
-    check_spec, files, CheckpointError, FeatureSection, ModelConfig, SequenceConfig, SpecError,
+    check_spec, files, CheckpointError, DataSection, FeatureSection, ModelConfig, SequenceConfig,
+    SpecError,
 };
 
 /// The layout version this build writes and reads.
@@ -37,6 +38,9 @@ pub struct CheckpointConfig<T = Value> {
     pub sequence: SequenceConfig,
     /// Feature names, model-input order.
     pub features: FeatureSection,
+    /// What the rows were: the label target and feature transform of their manifest
+    /// (optional on read: a checkpoint without it reads as `unknown`).
+    pub data: DataSection,
     /// When training finished (RFC 3339, UTC); empty while training.
     pub trained_at: String,
     /// The seed.
@@ -60,14 +64,15 @@ pub trait TrainingSection {
 const DEFAULT_SEED: u64 = 42;
 
 impl<T: TrainingSection + Clone> CheckpointConfig<T> {
-    /// The config.json of a run with `cfg`.
-    pub fn from_train(cfg: &T, trained_at: String) -> Self {
+    /// The config.json of a run with `cfg` on rows described by `data`.
+    pub fn from_train(cfg: &T, data: DataSection, trained_at: String) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             model: cfg.model().clone(),
             training: cfg.clone(),
             sequence: cfg.sequence().clone(),
             features: cfg.features().clone(),
+            data,
             trained_at,
             seed: cfg.seed(),
         }
@@ -114,6 +119,10 @@ impl<T: Serialize + DeserializeOwned + Default> CheckpointConfig<T> {
             section(path, doc, "sequence", &SequenceConfig::REQUIRED_KEYS)?;
         let features: FeatureSection =
             section(path, doc, "features", &FeatureSection::REQUIRED_KEYS)?;
+        let data: DataSection = match doc.get("data") {
+            None | Some(Value::Null) => DataSection::default(),
+            Some(_) => section(path, doc, "data", &[])?,
+        };
         let trained_at = match doc.get("trained_at") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
@@ -131,6 +140,7 @@ impl<T: Serialize + DeserializeOwned + Default> CheckpointConfig<T> {
             training,
             sequence,
             features,
+            data,
             trained_at,
             seed,
         };

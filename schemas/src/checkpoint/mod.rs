@@ -8,6 +8,8 @@
 //!   tensor of `model.safetensors` ([`ModelConfig::expected_tensors`]).
 //! - [`sections`]: the `sequence` and `features` sections and [`check_spec`], the rules that
 //!   tie them to the model.
+//! - [`data`]: [`DataSection`], what the rows were (label target, feature transform).
+//! - [`ensemble`]: [`EnsembleManifest`], `ensemble.json` of a seed ensemble directory.
 //! - [`config`]: [`CheckpointConfig`], `config.json` itself, read leniently where the contract
 //!   allows and checked.
 //! - [`scaler`]: [`Scaler`], `scaler.json` and the normalisation rule.
@@ -19,12 +21,16 @@
 use std::path::Path;
 
 pub mod config;
+pub mod data;
+pub mod ensemble;
 pub mod error;
 pub mod model;
 pub mod scaler;
 pub mod sections;
 
 pub use config::{CheckpointConfig, TrainingSection, FORMAT_VERSION};
+pub use data::DataSection;
+pub use ensemble::{EnsembleManifest, COMBINE_RULE, ENSEMBLE_FILE};
 pub use error::{CheckpointError, SpecError};
 pub use model::{direction_suffixes, ModelConfig};
 pub use scaler::Scaler;

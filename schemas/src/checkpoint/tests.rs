@@ -25,7 +25,8 @@ fn trainer_config_json() -> Value {
         "training": {
             "model": model,
             "training": {
-                "batch_size": 32, "epochs": 3, "early_stopping_patience": 15, "min_delta": 0.0,
+                "batch_size": 32, "epochs": 3, "early_stopping_patience": 15,
+                "early_stopping_metric": "val_loss", "min_delta": 0.0,
                 "max_grad_norm": 1.0, "seed": 7, "device": "cpu", "num_threads": 0,
                 "progress": false
             },
@@ -48,6 +49,8 @@ fn trainer_config_json() -> Value {
         },
         "sequence": sequence,
         "features": features,
+        "data": {"rows": "runs/rows.parquet", "feature_set_version": "v1", "target": "xs",
+                 "cross_sectional": "none"},
         "trained_at": "2026-11-30T12:00:00Z",
         "seed": 7
     })
@@ -137,7 +140,7 @@ fn a_typed_training_section_drops_unknown_keys_and_round_trips() {
         epochs: 4,
         ..Default::default()
     };
-    let c = CheckpointConfig::from_train(&run, "now".into());
+    let c = CheckpointConfig::from_train(&run, DataSection::default(), "now".into());
     assert_eq!(
         (c.seed, &c.model, &c.features),
         (9, &run.model, &run.features)
@@ -236,4 +239,102 @@ fn spec_checks_the_scaler_against_the_config() {
 fn probe_outputs_are_the_onnx_outputs() {
     assert_eq!(probe_outputs(12).map(|(n, _)| n), OUTPUT_NAMES);
     assert_eq!(probe_outputs(12)[4], ("attention_weights", 12));
+}
+
+#[test]
+fn the_data_section_is_optional_and_round_trips() {
+    let mut doc = trainer_config_json();
+    doc.as_object_mut().unwrap().remove("data");
+    let c = CheckpointConfig::<Value>::from_json(Path::new("config.json"), &doc).unwrap();
+    assert_eq!(c.data.target, data::UNKNOWN);
+    assert_eq!(c.data.cross_sectional, data::UNKNOWN);
+    doc["data"] = json!({"rows": "r.parquet", "target": "xs", "cross_sectional": "rank",
+                         "feature_set_version": "v1", "added_later": 1});
+    let c = CheckpointConfig::<Value>::from_json(Path::new("config.json"), &doc).unwrap();
+    assert_eq!(
+        (c.data.target.as_str(), c.data.cross_sectional.as_str()),
+        ("xs", "rank")
+    );
+    let again = serde_json::to_value(&c).unwrap();
+    assert_eq!(again["data"]["target"], "xs");
+    assert!(again["data"].get("added_later").is_none());
+}
+
+#[cfg(feature = "synth")]
+#[test]
+fn the_data_section_comes_from_the_rows_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = crate::synth::synthetic_rows(1, 20, 1);
+    let manifest = json!({"feature_set_version": "v1", "cross_sectional": "zscore",
+                          "labels": {"target": "excess", "horizons": [7, 30]}});
+    let pq = dir.path().join("rows.parquet");
+    crate::write_rows_parquet(
+        &pq,
+        &rows,
+        &[(
+            crate::weekly::FEATURE_MANIFEST_KEY.into(),
+            manifest.to_string(),
+        )],
+    )
+    .unwrap();
+    let (d, why) = DataSection::of_rows(&pq);
+    assert_eq!(why, None);
+    assert_eq!(
+        (
+            d.target.as_str(),
+            d.cross_sectional.as_str(),
+            d.feature_set_version.as_str()
+        ),
+        ("excess", "zscore", "v1")
+    );
+    assert_eq!(d.rows, pq.display().to_string());
+
+    // no footer key: the sidecar is read; neither: unknown, with the reason
+    let bare = dir.path().join("bare.parquet");
+    crate::write_rows_parquet(&bare, &rows, &[]).unwrap();
+    let (d, why) = DataSection::of_rows(&bare);
+    assert_eq!(d.target, data::UNKNOWN);
+    assert!(why.unwrap().contains("no feature manifest"));
+    std::fs::write(
+        dir.path().join("bare.parquet.manifest.json"),
+        json!({"labels": {"target": "xs"}}).to_string(),
+    )
+    .unwrap();
+    let (d, why) = DataSection::of_rows(&bare);
+    assert_eq!((d.target.as_str(), why), ("xs", None));
+    assert_eq!(d.cross_sectional, data::UNKNOWN);
+}
+
+#[test]
+fn an_ensemble_manifest_round_trips_and_bad_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("seed1")).unwrap();
+    std::fs::create_dir_all(dir.path().join("seed2")).unwrap();
+    let m = EnsembleManifest {
+        format_version: 1,
+        members: vec!["seed1".into(), "seed2".into()],
+        seeds: vec![1, 2],
+        combine: COMBINE_RULE.into(),
+        metrics: json!({}),
+    };
+    assert!(!EnsembleManifest::is_ensemble(dir.path()));
+    m.save(dir.path()).unwrap();
+    assert!(EnsembleManifest::is_ensemble(dir.path()));
+    assert_eq!(EnsembleManifest::load(dir.path()).unwrap(), m);
+    assert_eq!(m.member_dirs(dir.path())[1], dir.path().join("seed2"));
+    let e = |doc: Value| {
+        std::fs::write(dir.path().join(ENSEMBLE_FILE), doc.to_string()).unwrap();
+        EnsembleManifest::load(dir.path()).unwrap_err().to_string()
+    };
+    let base = serde_json::to_value(&m).unwrap();
+    let with = |k: &str, v: Value| {
+        let mut d = base.clone();
+        d[k] = v;
+        d
+    };
+    assert!(e(with("members", json!([]))).contains("at least one member"));
+    assert!(e(with("seeds", json!([1]))).contains("2 members but 1 seeds"));
+    assert!(e(with("members", json!(["seed1", "seed3"]))).contains("\"seed3\" does not exist"));
+    assert!(e(with("members", json!(["../x", "seed1"]))).contains("inside the ensemble"));
+    assert!(e(with("format_version", json!(2))).contains("format_version 2"));
 }

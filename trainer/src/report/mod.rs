@@ -15,7 +15,8 @@
 //! `DIR/folds/<fold>/seed<k>/`.
 //!
 //! # `DIR/report.json`
-//! - `format_version` (1), `data`, `rows`, `tickers`, `folds_mode` (`walk-forward`|`single`),
+//! - `format_version` (1), `data`, `target` and `cross_sectional` (the rows' label target and
+//!   feature transform, from their manifest), `rows`, `tickers`, `folds_mode` (`walk-forward`|`single`),
 //!   `test_from`, `embargo_days`, `max_horizon_days`, `seeds` (list), `epochs` (the budget),
 //!   `bootstrap` (`resamples`, `seed`, `block` = `"week"`);
 //! - `folds`: one object per fold: `fold`, `name` (test year or `single`), `train_start`,
@@ -107,6 +108,11 @@ pub struct Report {
     pub format_version: u32,
     /// The rows' file.
     pub data: String,
+    /// What the labels measure, from the rows' feature manifest (`raw`, `excess`, `xs` or
+    /// `unknown`): the model and the baselines all predict this.
+    pub target: String,
+    /// The rows' cross-sectional feature transform (`none`, `rank`, `zscore` or `unknown`).
+    pub cross_sectional: String,
     /// Rows read.
     pub rows: usize,
     /// Tickers among them.
@@ -838,9 +844,12 @@ pub fn run(
     let mut tickers: Vec<&str> = rows.iter().map(|r| r.ticker.as_str()).collect();
     tickers.sort_unstable();
     tickers.dedup();
+    let (labels, _) = trendscore_schemas::checkpoint::DataSection::of_rows(source);
     let mut report = Report {
         format_version: 1,
         data: source.display().to_string(),
+        target: labels.target,
+        cross_sectional: labels.cross_sectional,
         rows: rows.len(),
         tickers: tickers.len(),
         folds_mode: opts.folds,

@@ -294,11 +294,13 @@ pub fn markdown(r: &Report) -> String {
     s.push_str("# trendscore evaluation report\n\n");
     let _ = writeln!(
         s,
-        "Data `{}`: {} rows, {} tickers. Folds: {} from {}, embargo {} days after the purge \
+        "Data `{}` (label target `{}`, cross-sectional features `{}`): {} rows, {} tickers. Folds: {} from {}, embargo {} days after the purge \
          (no training label ends within {} + {} days of a test period), seeds {:?}, up to {} \
          epochs per model. Intervals: 95%, {} week-block bootstrap resamples (whole weeks are \
          resampled, seed {}).\n",
         r.data,
+        r.target,
+        r.cross_sectional,
         r.rows,
         r.tickers,
         serde_json::to_value(r.folds_mode)
