@@ -4,7 +4,8 @@
 //! Parameters live in a [`tch::nn::VarStore`] under PyTorch's names (`encoder.lstm.weight_ih_l0`,
 //! `attention.in_proj_weight`, `head_7d.hidden.0.weight`, ...), so `model.safetensors` loads into
 //! `tests/python/reference_model.py` with `load_state_dict(strict=True)`. Initialisation follows
-//! PyTorch's defaults for each module.
+//! PyTorch's defaults for each module (see [`torch_linear`]: tch's own `nn::linear` default is
+//! sqrt(6) times wider than PyTorch's).
 
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
@@ -41,6 +42,29 @@ impl ModelOutput {
     }
 }
 
+/// `nn.Linear`'s default initialisation in PyTorch: `kaiming_uniform_(a = sqrt(5))` for the
+/// weight, i.e. U(-1/sqrt(in), 1/sqrt(in)), and U(-1/sqrt(in), 1/sqrt(in)) for the bias (or
+/// `bias_init` when given, as `nn.MultiheadAttention` zeroes `out_proj.bias`). tch's
+/// `LinearConfig::default()` uses Kaiming-uniform with the ReLU gain instead, U(-sqrt(6/in),
+/// sqrt(6/in)): sqrt(6) ~ 2.45 times PyTorch's bound.
+fn torch_linear(p: nn::Path, in_dim: i64, out_dim: i64, bias_init: Option<Init>) -> nn::Linear {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let uniform = Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    nn::linear(
+        p,
+        in_dim,
+        out_dim,
+        nn::LinearConfig {
+            ws_init: uniform,
+            bs_init: Some(bias_init.unwrap_or(uniform)),
+            bias: true,
+        },
+    )
+}
+
 /// One prediction head: `hidden.{i}` Linear+ReLU+Dropout layers, then `trend` and `direction`.
 #[derive(Debug)]
 struct Head {
@@ -56,13 +80,13 @@ impl Head {
         let mut prev = in_dim as i64;
         let mut hidden = Vec::with_capacity(dims.len());
         for (i, &d) in dims.iter().enumerate() {
-            hidden.push(nn::linear(&hp / i, prev, d as i64, Default::default()));
+            hidden.push(torch_linear(&hp / i, prev, d as i64, None));
             prev = d as i64;
         }
         Self {
             hidden,
-            trend: nn::linear(&p / "trend", prev, 1, Default::default()),
-            direction: nn::linear(&p / "direction", prev, 2, Default::default()),
+            trend: torch_linear(&p / "trend", prev, 1, None),
+            direction: torch_linear(&p / "direction", prev, 2, None),
             dropout,
         }
     }
@@ -93,7 +117,8 @@ pub struct TrendModel {
 impl TrendModel {
     /// Creates the parameters under `root` (normally `vs.root()`), initialised like PyTorch:
     /// LSTM U(-1/sqrt(hidden), 1/sqrt(hidden)); attention in-projection Xavier-uniform with zero
-    /// bias, out-projection zero bias; linear layers Kaiming-uniform.
+    /// bias, out-projection zero bias; linear layers (projection, out-projection weight, heads)
+    /// U(-1/sqrt(in), 1/sqrt(in)) as [`torch_linear`].
     pub fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
         let h = cfg.hidden_dim as i64;
         let dirs = if cfg.bidirectional { 2 } else { 1 };
@@ -123,14 +148,9 @@ impl TrendModel {
                 lstm_weights.push(lstm_p.var(&format!("bias_hh_l{layer}{sfx}"), &[4 * h], uni));
             }
         }
-        let projection = cfg.bidirectional.then(|| {
-            nn::linear(
-                root / "encoder" / "projection",
-                2 * h,
-                h,
-                Default::default(),
-            )
-        });
+        let projection = cfg
+            .bidirectional
+            .then(|| torch_linear(root / "encoder" / "projection", 2 * h, h, None));
         let att = root / "attention";
         let xavier = (6.0 / (h + 3 * h) as f64).sqrt();
         let in_proj_weight = att.var(
@@ -142,15 +162,7 @@ impl TrendModel {
             },
         );
         let in_proj_bias = att.var("in_proj_bias", &[3 * h], Init::Const(0.0));
-        let out_proj = nn::linear(
-            &att / "out_proj",
-            h,
-            h,
-            nn::LinearConfig {
-                bs_init: Some(Init::Const(0.0)),
-                ..Default::default()
-            },
-        );
+        let out_proj = torch_linear(&att / "out_proj", h, h, Some(Init::Const(0.0)));
         let dims = &cfg.head_hidden_dims;
         Self {
             cfg: cfg.clone(),
@@ -295,6 +307,45 @@ mod tests {
                 cfg.expected_tensors(),
                 "bidirectional = {bidirectional}"
             );
+        }
+    }
+
+    #[test]
+    fn initialisation_has_pytorchs_default_bounds() {
+        tch::manual_seed(1);
+        let cfg = ModelConfig {
+            hidden_dim: 64,
+            head_hidden_dims: vec![48, 32],
+            ..small()
+        };
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _m = TrendModel::new(&vs.root(), &cfg);
+        let vars = vs.variables();
+        let h = 64.0f64;
+        // (tensor, PyTorch's uniform bound); a U(-b, b) tensor has std b / sqrt(3).
+        let xavier = (6.0 / (4.0 * h)).sqrt();
+        for (name, bound) in [
+            ("encoder.lstm.weight_hh_l0", 1.0 / h.sqrt()),
+            ("encoder.projection.weight", 1.0 / (2.0 * h).sqrt()),
+            ("encoder.projection.bias", 1.0 / (2.0 * h).sqrt()),
+            ("attention.in_proj_weight", xavier),
+            ("attention.out_proj.weight", 1.0 / h.sqrt()),
+            ("head_7d.hidden.0.weight", 1.0 / h.sqrt()),
+            ("head_30d.hidden.1.weight", 1.0 / 48.0f64.sqrt()),
+            ("head_7d.direction.weight", 1.0 / 32.0f64.sqrt()),
+        ] {
+            let t = &vars[name];
+            let max = t.abs().max().double_value(&[]);
+            let std = t.std(true).double_value(&[]);
+            assert!(max <= bound + 1e-7, "{name}: max {max} > bound {bound}");
+            let want = bound / 3f64.sqrt();
+            assert!(
+                (std / want - 1.0).abs() < 0.15,
+                "{name}: std {std}, PyTorch's {want}"
+            );
+        }
+        for name in ["attention.in_proj_bias", "attention.out_proj.bias"] {
+            assert_eq!(vars[name].abs().max().double_value(&[]), 0.0, "{name}");
         }
     }
 
