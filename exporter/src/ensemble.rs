@@ -13,7 +13,7 @@ use trendscore_infer::{load_model_bytes, InferenceModel, LoadOptions, ModelInfo,
 use trendscore_schemas::checkpoint::{EnsembleManifest, OUTPUT_NAMES};
 
 use crate::checkpoint::Checkpoint;
-use crate::graph::{build_model, encode};
+use crate::graph::{build_model, encode, LstmForm};
 use crate::parity::{compare_outputs, ParityCase};
 use crate::{export, reference, ExportError};
 
@@ -79,17 +79,21 @@ impl Ensemble {
         })
     }
 
+    /// When the ensemble was trained: its latest member's `trained_at`.
+    pub fn trained_at(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.config.trained_at.clone())
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The ONNX metadata: DESIGN.md's keys (the first member's, with the ensemble's
     /// `model_version`, the latest `trained_at` and the combined metrics), plus
     /// `ensemble_members` (JSON list of the members' model versions) and `ensemble_combine`.
     pub fn metadata(&self) -> Vec<(String, String)> {
         let mut meta = export::metadata(&self.members[0]);
-        let trained_at = self
-            .members
-            .iter()
-            .map(|m| m.config.trained_at.clone())
-            .max()
-            .unwrap_or_default();
+        let trained_at = self.trained_at();
         for (k, v) in meta.iter_mut() {
             match k.as_str() {
                 "model_version" => *v = self.model_version.clone(),
@@ -111,9 +115,9 @@ impl Ensemble {
         meta
     }
 
-    /// The ensemble's ONNX bytes.
-    pub fn onnx_bytes(&self) -> Vec<u8> {
-        encode(&build_ensemble(self))
+    /// The ensemble's ONNX bytes, every member's LSTM encoder in `form`.
+    pub fn onnx_bytes(&self, form: LstmForm) -> Vec<u8> {
+        encode(&build_ensemble(self, form))
     }
 
     /// The float64 reference of every member, combined.
@@ -126,15 +130,16 @@ impl Ensemble {
         combine(&outs)
     }
 
-    /// Each member's single-model graph, loaded with `opts`.
+    /// Each member's single-model graph in `form`, loaded with `opts`.
     pub fn member_models(
         &self,
         opts: &LoadOptions,
+        form: LstmForm,
     ) -> Result<Vec<Box<dyn InferenceModel>>, ExportError> {
         self.members
             .iter()
             .map(|m| -> Result<Box<dyn InferenceModel>, ExportError> {
-                let bytes = export::onnx_bytes(m);
+                let bytes = export::onnx_bytes(m, form);
                 let info = ModelInfo::from_onnx_bytes(&bytes)?;
                 Ok(load_model_bytes(&bytes, info, &m.dir, opts)?)
             })
@@ -243,12 +248,12 @@ fn node(op: &str, inputs: &[String], out: &str, attrs: Vec<pb::AttributeProto>) 
 
 /// The ensemble graph: every member's graph under `m<k>/`, on the one input, then the
 /// combining nodes (Mean; Softmax, Mean, Max, Log) writing the five contract outputs.
-pub fn build_ensemble(ens: &Ensemble) -> pb::ModelProto {
-    let mut model = build_model(&ens.members[0], &ens.metadata());
+pub fn build_ensemble(ens: &Ensemble, form: LstmForm) -> pb::ModelProto {
+    let mut model = build_model(&ens.members[0], &ens.metadata(), form);
     let mut graph = model.graph.take().expect("build_model makes a graph");
     let (mut nodes, mut inits) = (Vec::new(), Vec::new());
     for (k, m) in ens.members.iter().enumerate() {
-        let g = build_model(m, &[])
+        let g = build_model(m, &[], form)
             .graph
             .expect("build_model makes a graph");
         let (n, i) = prefixed(g, &format!("m{k}/"));

@@ -12,7 +12,7 @@ use trendscore_schemas::checkpoint::EnsembleManifest;
 
 use crate::checkpoint::Checkpoint;
 use crate::ensemble::{check_against_members, Ensemble};
-use crate::graph::{build_model, encode, OPSET};
+use crate::graph::{build_model, encode, LstmForm, OPSET};
 use crate::parity::{check_probe, ParityCase, TOLERANCE};
 use crate::ExportError;
 
@@ -21,12 +21,15 @@ use crate::ExportError;
 pub struct ExportOptions {
     /// Max abs difference allowed between tract and the probe (default 1e-5, DESIGN.md).
     pub tolerance: f32,
+    /// The ONNX form of the LSTM encoder (default [`LstmForm::Op`]).
+    pub lstm_form: LstmForm,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             tolerance: TOLERANCE,
+            lstm_form: LstmForm::default(),
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct ModelCard {
     pub onnx_sha256: String,
     /// ONNX opset.
     pub opset: i64,
+    /// The form of the LSTM encoder in the graph (`op` or `unrolled`).
+    pub lstm_form: LstmForm,
     /// Feature names in input order.
     pub feature_names: Vec<String>,
     /// Weeks per window.
@@ -136,9 +141,9 @@ pub fn metadata(ckpt: &Checkpoint) -> Vec<(String, String)> {
     ]
 }
 
-/// Builds the ONNX bytes for a loaded checkpoint (no checks, no I/O).
-pub fn onnx_bytes(ckpt: &Checkpoint) -> Vec<u8> {
-    encode(&build_model(ckpt, &metadata(ckpt)))
+/// Builds the ONNX bytes for a loaded checkpoint, its LSTM encoder in `form` (no checks, no I/O).
+pub fn onnx_bytes(ckpt: &Checkpoint, form: LstmForm) -> Vec<u8> {
+    encode(&build_model(ckpt, &metadata(ckpt), form))
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
@@ -174,6 +179,76 @@ pub fn card_path(onnx: &Path) -> PathBuf {
     onnx.with_extension("json")
 }
 
+/// The export refusal: `parity` beyond `tolerance` on tract means nothing is written.
+fn refuse_beyond(parity: &ParityCase, tolerance: f32, what: &str) -> Result<(), ExportError> {
+    if parity.passed(tolerance) {
+        return Ok(());
+    }
+    Err(ExportError::Parity {
+        backend: "tract".into(),
+        details: format!("{what}{parity} exceeds tolerance {tolerance:e}; nothing written"),
+    })
+}
+
+fn tract_options() -> LoadOptions {
+    LoadOptions {
+        backend: BackendChoice::Tract,
+        ..Default::default()
+    }
+}
+
+impl ModelCard {
+    /// The card of `bytes` written to `out`, describing `ckpt` (for an ensemble: its first
+    /// member, whose sizes, features and data the others share); the caller sets what an
+    /// ensemble changes.
+    fn of(
+        ckpt: &Checkpoint,
+        out: &Path,
+        bytes: &[u8],
+        parity: &ParityCase,
+        opts: &ExportOptions,
+    ) -> Self {
+        ModelCard {
+            model_version: ckpt.weights_sha256.clone(),
+            onnx_file: out
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            onnx_sha256: hex::encode(Sha256::digest(bytes)),
+            opset: OPSET,
+            lstm_form: opts.lstm_form,
+            feature_names: ckpt.scaler.feature_names.clone(),
+            sequence_length: ckpt.config.sequence.sequence_length,
+            horizons: ckpt.config.sequence.horizons.clone(),
+            trained_at: ckpt.config.trained_at.clone(),
+            checkpoint: ckpt.dir.display().to_string(),
+            data: ckpt.config.data.clone(),
+            model_config: serde_json::to_value(&ckpt.config.model).expect("config serialises"),
+            training_config: ckpt.config.training.clone(),
+            metrics: serde_json::from_str(&ckpt.metrics_json).unwrap_or(serde_json::Value::Null),
+            parity: parity.clone(),
+            parity_tolerance: opts.tolerance,
+            exporter_version: env!("CARGO_PKG_VERSION").into(),
+            ensemble: None,
+        }
+    }
+}
+
+/// Writes the ONNX file, then its card (each atomically), and reports what was written.
+fn write_model(out: &Path, bytes: &[u8], card: ModelCard) -> Result<ExportReport, ExportError> {
+    let card_bytes = serde_json::to_vec_pretty(&card).expect("card serialises");
+    let card_path = card_path(out);
+    write_atomic(out, bytes)?;
+    write_atomic(&card_path, &card_bytes)?;
+    Ok(ExportReport {
+        onnx_path: out.to_path_buf(),
+        card_path,
+        model_version: card.model_version,
+        onnx_bytes: bytes.len(),
+        parity: card.parity,
+    })
+}
+
 /// Exports the checkpoint in `ckpt_dir` to `out` (+ the model card beside it).
 ///
 /// Before anything is written, the ONNX bytes are loaded in tract and the checkpoint's probe
@@ -197,71 +272,18 @@ pub fn export(
         heads = m.num_attention_heads,
         "checkpoint loaded"
     );
-    let bytes = onnx_bytes(&ckpt);
+    let bytes = onnx_bytes(&ckpt, opts.lstm_form);
     let info = ModelInfo::from_onnx_bytes(&bytes)?;
-    let tract = TractModel::from_bytes(
-        &bytes,
-        info,
-        &LoadOptions {
-            backend: BackendChoice::Tract,
-            ..Default::default()
-        },
-    )?;
+    let tract = TractModel::from_bytes(&bytes, info, &tract_options())?;
     let parity = check_probe(&tract, &ckpt.probe, ckpt.probe.len())?;
     tracing::info!(%parity, "self-check on tract");
-    if !parity.passed(opts.tolerance) {
-        return Err(ExportError::Parity {
-            backend: "tract".into(),
-            details: format!(
-                "{parity} exceeds tolerance {:e}; nothing written",
-                opts.tolerance
-            ),
-        });
-    }
-    let card = ModelCard {
-        model_version: ckpt.weights_sha256.clone(),
-        onnx_file: out
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default(),
-        onnx_sha256: hex::encode(Sha256::digest(&bytes)),
-        opset: OPSET,
-        feature_names: ckpt.scaler.feature_names.clone(),
-        sequence_length: ckpt.config.sequence.sequence_length,
-        horizons: ckpt.config.sequence.horizons.clone(),
-        trained_at: ckpt.config.trained_at.clone(),
-        checkpoint: ckpt_dir.display().to_string(),
-        data: ckpt.config.data.clone(),
-        model_config: serde_json::to_value(m).expect("config serialises"),
-        training_config: ckpt.config.training.clone(),
-        metrics: serde_json::from_str(&ckpt.metrics_json).unwrap_or(serde_json::Value::Null),
-        parity: parity.clone(),
-        parity_tolerance: opts.tolerance,
-        exporter_version: env!("CARGO_PKG_VERSION").into(),
-        ensemble: None,
-    };
-    let card_bytes = serde_json::to_vec_pretty(&card).expect("card serialises");
-    let card_path = card_path(out);
-    write_atomic(out, &bytes)?;
-    write_atomic(&card_path, &card_bytes)?;
-    Ok(ExportReport {
-        onnx_path: out.to_path_buf(),
-        card_path,
-        model_version: ckpt.weights_sha256,
-        onnx_bytes: bytes.len(),
-        parity,
-    })
+    refuse_beyond(&parity, opts.tolerance, "")?;
+    let card = ModelCard::of(&ckpt, out, &bytes, &parity, opts);
+    write_model(out, &bytes, card)
 }
 
 /// Windows generated (besides the first member's probe) for the ensemble self-check.
 const ENSEMBLE_CHECK_GENERATED: usize = 64;
-
-fn tract_options() -> LoadOptions {
-    LoadOptions {
-        backend: BackendChoice::Tract,
-        ..Default::default()
-    }
-}
 
 /// [`export`] of a seed ensemble directory: each member's own graph must match its probe on
 /// tract, and the ensemble graph must equal the combining rule applied to the members'
@@ -273,23 +295,18 @@ fn export_ensemble(
 ) -> Result<ExportReport, ExportError> {
     let ens = Ensemble::load(dir)?;
     tracing::info!(ensemble = %dir.display(), members = ens.members.len(), "ensemble loaded");
-    let members = ens.member_models(&tract_options())?;
+    let members = ens.member_models(&tract_options(), opts.lstm_form)?;
     let mut member_parity = Vec::new();
     for (m, model) in ens.members.iter().zip(&members) {
         let case = check_probe(model.as_ref(), &m.probe, m.probe.len())?;
-        if !case.passed(opts.tolerance) {
-            return Err(ExportError::Parity {
-                backend: "tract".into(),
-                details: format!(
-                    "member {}: {case} exceeds tolerance {:e}; nothing written",
-                    m.dir.display(),
-                    opts.tolerance
-                ),
-            });
-        }
+        refuse_beyond(
+            &case,
+            opts.tolerance,
+            &format!("member {}: ", m.dir.display()),
+        )?;
         member_parity.push(case);
     }
-    let bytes = ens.onnx_bytes();
+    let bytes = ens.onnx_bytes(opts.lstm_form);
     let info = ModelInfo::from_onnx_bytes(&bytes)?;
     let tract = TractModel::from_bytes(&bytes, info, &tract_options())?;
     let first = &ens.members[0];
@@ -308,65 +325,26 @@ fn export_ensemble(
         "probe+generated",
     )?;
     tracing::info!(%parity, "ensemble self-check on tract");
-    if !parity.passed(opts.tolerance) {
-        return Err(ExportError::Parity {
-            backend: "tract".into(),
-            details: format!(
-                "{parity} exceeds tolerance {:e}; nothing written",
-                opts.tolerance
-            ),
-        });
-    }
-    let card = ModelCard {
-        model_version: ens.model_version.clone(),
-        onnx_file: out
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default(),
-        onnx_sha256: hex::encode(Sha256::digest(&bytes)),
-        opset: OPSET,
-        feature_names: first.scaler.feature_names.clone(),
-        sequence_length: first.config.sequence.sequence_length,
-        horizons: first.config.sequence.horizons.clone(),
-        trained_at: ens
+    refuse_beyond(&parity, opts.tolerance, "")?;
+    let mut card = ModelCard::of(first, out, &bytes, &parity, opts);
+    card.model_version = ens.model_version.clone();
+    card.trained_at = ens.trained_at();
+    card.checkpoint = dir.display().to_string();
+    card.metrics = ens.manifest.metrics.clone();
+    card.ensemble = Some(EnsembleCard {
+        combine: ens.manifest.combine.clone(),
+        members: ens
             .members
             .iter()
-            .map(|m| m.config.trained_at.clone())
-            .max()
-            .unwrap_or_default(),
-        checkpoint: dir.display().to_string(),
-        data: first.config.data.clone(),
-        model_config: serde_json::to_value(&first.config.model).expect("config serialises"),
-        training_config: first.config.training.clone(),
-        metrics: ens.manifest.metrics.clone(),
-        parity: parity.clone(),
-        parity_tolerance: opts.tolerance,
-        exporter_version: env!("CARGO_PKG_VERSION").into(),
-        ensemble: Some(EnsembleCard {
-            combine: ens.manifest.combine.clone(),
-            members: ens
-                .members
-                .iter()
-                .zip(&ens.manifest.seeds)
-                .map(|(m, seed)| MemberCard {
-                    checkpoint: m.dir.display().to_string(),
-                    model_version: m.weights_sha256.clone(),
-                    seed: *seed,
-                    trained_at: m.config.trained_at.clone(),
-                })
-                .collect(),
-            member_parity,
-        }),
-    };
-    let card_bytes = serde_json::to_vec_pretty(&card).expect("card serialises");
-    let card_path = card_path(out);
-    write_atomic(out, &bytes)?;
-    write_atomic(&card_path, &card_bytes)?;
-    Ok(ExportReport {
-        onnx_path: out.to_path_buf(),
-        card_path,
-        model_version: ens.model_version,
-        onnx_bytes: bytes.len(),
-        parity,
-    })
+            .zip(&ens.manifest.seeds)
+            .map(|(m, seed)| MemberCard {
+                checkpoint: m.dir.display().to_string(),
+                model_version: m.weights_sha256.clone(),
+                seed: *seed,
+                trained_at: m.config.trained_at.clone(),
+            })
+            .collect(),
+        member_parity,
+    });
+    write_model(out, &bytes, card)
 }

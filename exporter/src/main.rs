@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use trendscore_exporter::bench::{bench, BenchOptions};
+use trendscore_exporter::graph::LstmForm;
 use trendscore_exporter::parity::TOLERANCE;
 use trendscore_exporter::verify::{verify, VerifyOptions};
 use trendscore_exporter::{export, ExportOptions};
@@ -45,6 +46,11 @@ struct ExportArgs {
     /// Max abs difference to the probe allowed on tract before refusing to write.
     #[arg(long, default_value_t = TOLERANCE)]
     tolerance: f32,
+    /// The ONNX form of the LSTM encoder: `op` (one ONNX LSTM node per layer; the faster
+    /// form on ONNX Runtime and tract) or `unrolled` (plain MatMul/element-wise nodes over the
+    /// fixed steps, for runtimes without an LSTM kernel).
+    #[arg(long, default_value = "op")]
+    lstm_form: LstmForm,
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &a.out,
                 &ExportOptions {
                     tolerance: a.tolerance,
+                    lstm_form: a.lstm_form,
                 },
             )
             .with_context(|| format!("exporting {}", a.checkpoint.display()))?;

@@ -35,6 +35,49 @@ pub struct VerifyOptions {
     pub seed: u64,
 }
 
+impl VerifyOptions {
+    /// `backends` at the DESIGN.md tolerance (1e-5), the backends' default threads, the
+    /// default ONNX Runtime search, generated windows from `seed`.
+    pub fn on(backends: Vec<BackendChoice>, seed: u64) -> Self {
+        VerifyOptions {
+            backends,
+            tolerance: crate::parity::TOLERANCE,
+            threads: None,
+            ort_dylib_path: None,
+            seed,
+        }
+    }
+
+    fn load_options(&self, backend: BackendChoice) -> LoadOptions {
+        LoadOptions {
+            backend,
+            ort_dylib_path: self.ort_dylib_path.clone(),
+            intra_threads: self.threads,
+        }
+    }
+}
+
+/// Loads `model_path` with `load`, refusing a file whose `model_version` is not `expected`
+/// (`of` says what it should have been exported from).
+fn load_checked(
+    model_path: &Path,
+    load: &LoadOptions,
+    expected: &str,
+    of: &str,
+) -> Result<Box<dyn InferenceModel>, ExportError> {
+    let model = load_model(model_path, load)?;
+    if model.info().model_version != expected {
+        return Err(ExportError::Inconsistent {
+            path: model_path.to_path_buf(),
+            reason: format!(
+                "model_version {} is not {expected}, {of}: this ONNX file was exported from another checkpoint",
+                model.info().model_version,
+            ),
+        });
+    }
+    Ok(model)
+}
+
 /// All comparisons of a verify run.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct VerifyReport {
@@ -95,25 +138,13 @@ pub fn verify(
     let mut cases = Vec::new();
     let mut models: Vec<Box<dyn InferenceModel>> = Vec::new();
     for b in &opts.backends {
-        let model = load_model(
+        let of = format!("the sha256 of {}/model.safetensors", ckpt_dir.display());
+        let model = load_checked(
             model_path,
-            &LoadOptions {
-                backend: *b,
-                ort_dylib_path: opts.ort_dylib_path.clone(),
-                intra_threads: opts.threads,
-            },
+            &opts.load_options(*b),
+            &ckpt.weights_sha256,
+            &of,
         )?;
-        if model.info().model_version != ckpt.weights_sha256 {
-            return Err(ExportError::Inconsistent {
-                path: model_path.to_path_buf(),
-                reason: format!(
-                    "model_version {} is not the sha256 {} of {}/model.safetensors: this ONNX file was exported from another checkpoint",
-                    model.info().model_version,
-                    ckpt.weights_sha256,
-                    ckpt_dir.display()
-                ),
-            });
-        }
         models.push(model);
     }
     let gen_ref = generated_windows(&ckpt, GENERATED_VS_REFERENCE, opts.seed);
@@ -168,24 +199,12 @@ fn verify_ensemble(
     let gen_cross = generated_windows(first, GENERATED_CROSS, opts.seed.wrapping_add(1));
     let mut cases = Vec::new();
     for b in &opts.backends {
-        let load = LoadOptions {
-            backend: *b,
-            ort_dylib_path: opts.ort_dylib_path.clone(),
-            intra_threads: opts.threads,
-        };
-        let model = load_model(model_path, &load)?;
-        if model.info().model_version != ens.model_version {
-            return Err(ExportError::Inconsistent {
-                path: model_path.to_path_buf(),
-                reason: format!(
-                    "model_version {} is not the version {} of the ensemble {}: this ONNX file was exported from something else",
-                    model.info().model_version,
-                    ens.model_version,
-                    dir.display()
-                ),
-            });
-        }
-        let members = ens.member_models(&load)?;
+        let load = opts.load_options(*b);
+        let of = format!("the version of the ensemble {}", dir.display());
+        let model = load_checked(model_path, &load, &ens.model_version, &of)?;
+        // the members' graphs in the unrolled form: an ensemble exported in the default op
+        // form is checked against the other form as well
+        let members = ens.member_models(&load, crate::graph::LstmForm::Unrolled)?;
         let m = model.as_ref();
         let n = first.probe.len();
         for batch in std::iter::once(n).chain(BATCH_SIZES) {

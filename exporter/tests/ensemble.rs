@@ -4,7 +4,7 @@
 //! here by hand (mean trend, mean attention, mean p_up). Needs python3 with torch, numpy and
 //! safetensors, and the Python onnxruntime package.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use trendscore_exporter::checkpoint::Checkpoint;
@@ -13,13 +13,8 @@ use trendscore_exporter::{export, ExportError, ExportOptions};
 use trendscore_infer::{load_model, BackendChoice, LoadOptions, ModelOutputs};
 use trendscore_schemas::checkpoint::{EnsembleManifest, COMBINE_RULE};
 
-fn repo_root() -> PathBuf {
-    let manifest: PathBuf = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
-        || env!("CARGO_MANIFEST_DIR").into(),
-        std::path::PathBuf::from,
-    );
-    manifest.parent().unwrap().to_path_buf()
-}
+mod common;
+use common::repo_root;
 
 fn make_member(out: &Path, preset: &str, seed: u64) {
     let script = repo_root().join("tests/python/make_checkpoint.py");
@@ -171,11 +166,8 @@ fn an_ensemble_onnx_equals_the_mean_of_its_members_on_ort_and_tract() {
         dir.path(),
         &ens_path,
         &VerifyOptions {
-            backends: vec![BackendChoice::OrtCpu, BackendChoice::Tract],
-            tolerance: 1e-5,
             threads: Some(2),
-            ort_dylib_path: None,
-            seed: 5,
+            ..VerifyOptions::on(vec![BackendChoice::OrtCpu, BackendChoice::Tract], 5)
         },
     )
     .unwrap();
@@ -197,13 +189,7 @@ fn an_ensemble_onnx_equals_the_mean_of_its_members_on_ort_and_tract() {
     let err = verify(
         dir.path(),
         &member_paths[0],
-        &VerifyOptions {
-            backends: vec![BackendChoice::Tract],
-            tolerance: 1e-5,
-            threads: None,
-            ort_dylib_path: None,
-            seed: 5,
-        },
+        &VerifyOptions::on(vec![BackendChoice::Tract], 5),
     )
     .unwrap_err();
     assert!(err.to_string().contains("model_version"), "{err}");

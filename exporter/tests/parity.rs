@@ -8,20 +8,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use trendscore_exporter::checkpoint::Checkpoint;
+use trendscore_exporter::graph::LstmForm;
 use trendscore_exporter::verify::{verify, VerifyOptions, BATCH_SIZES};
 use trendscore_exporter::{export, ExportError, ExportOptions};
 use trendscore_infer::{load_model, BackendChoice, BackendKind, InferError, LoadOptions};
 
-/// The workspace root. `CARGO_MANIFEST_DIR` is read at run time first: cargo sets it when it
-/// runs the tests, and a binary built from another checkout sharing the target dir (CI) must
-/// not look into that checkout.
-fn repo_root() -> PathBuf {
-    let manifest: PathBuf = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
-        || env!("CARGO_MANIFEST_DIR").into(),
-        std::path::PathBuf::from,
-    );
-    manifest.parent().unwrap().to_path_buf()
-}
+mod common;
+use common::repo_root;
 
 /// Makes (once per test binary) a checkpoint for `preset` and returns its directory.
 fn checkpoint(preset: &'static str) -> PathBuf {
@@ -61,11 +54,23 @@ fn copy_of(preset: &'static str) -> (tempfile::TempDir, PathBuf) {
     (dir, dst)
 }
 
+/// Exports `preset` in every LSTM form and runs the parity suite on ort-cpu and tract.
 fn export_and_verify(preset: &'static str) {
+    for form in [LstmForm::Op, LstmForm::Unrolled] {
+        eprintln!("lstm form {}", form.as_str());
+        export_and_verify_in(preset, form);
+    }
+}
+
+fn export_and_verify_in(preset: &'static str, lstm_form: LstmForm) {
     let ckpt = checkpoint(preset);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.onnx");
-    let report = export(&ckpt, &out, &ExportOptions::default()).expect("export");
+    let opts = ExportOptions {
+        lstm_form,
+        ..ExportOptions::default()
+    };
+    let report = export(&ckpt, &out, &opts).expect("export");
     assert!(out.is_file() && dir.path().join("model.json").is_file());
     assert!(report.parity.passed(1e-5), "{}", report.parity);
     assert!(report.parity.windows >= 64);
@@ -75,16 +80,31 @@ fn export_and_verify(preset: &'static str) {
     assert_eq!(card["model_version"], report.model_version);
     assert_eq!(card["sequence_length"], 12);
     assert_eq!(card["feature_names"].as_array().unwrap().len(), 62);
+    assert_eq!(card["lstm_form"], lstm_form.as_str());
+    let onnx = std::fs::read(&out).unwrap();
+    let model = <tract_onnx::pb::ModelProto as prost::Message>::decode(onnx.as_slice()).unwrap();
+    let graph = model.graph.unwrap();
+    let has_lstm_op = graph.node.iter().any(|n| n.op_type == "LSTM");
+    let meta = |k: &str| {
+        model
+            .metadata_props
+            .iter()
+            .find(|p| p.key == k)
+            .map(|p| p.value.clone())
+    };
+    assert_eq!(meta("lstm_form").as_deref(), Some(lstm_form.as_str()));
+    assert_eq!(
+        has_lstm_op,
+        lstm_form == LstmForm::Op,
+        "an ONNX LSTM node iff the op form"
+    );
 
     let v = verify(
         &ckpt,
         &out,
         &VerifyOptions {
-            backends: vec![BackendChoice::OrtCpu, BackendChoice::Tract],
-            tolerance: 1e-5,
             threads: Some(2),
-            ort_dylib_path: None,
-            seed: 3,
+            ..VerifyOptions::on(vec![BackendChoice::OrtCpu, BackendChoice::Tract], 3)
         },
     )
     .expect("verify");
@@ -375,13 +395,7 @@ fn verify_rejects_a_model_from_another_checkpoint() {
     let Err(err) = verify(
         &checkpoint("deep"),
         &out,
-        &VerifyOptions {
-            backends: vec![BackendChoice::Tract],
-            tolerance: 1e-5,
-            threads: None,
-            ort_dylib_path: None,
-            seed: 1,
-        },
+        &VerifyOptions::on(vec![BackendChoice::Tract], 1),
     ) else {
         panic!("mismatched model");
     };

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
+use trendscore_schemas::stats::average_ranks;
 use trendscore_schemas::{iso_week_index, WeeklyRow};
 
 use crate::features::asof;
@@ -203,25 +204,6 @@ pub fn apply_cross_sectional(rows: &mut [WeeklyRow], mode: CrossSectional) {
     }
 }
 
-/// 1-based ranks, ties given the mean of their ranks.
-fn average_ranks(x: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
-            j += 1;
-        }
-        for &k in &order[i..=j] {
-            r[k] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,7 +213,6 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(&mut []), None);
-        assert_eq!(average_ranks(&[0.3, 0.1, 0.3]), vec![2.5, 1.0, 2.5]);
         assert_eq!("xs".parse::<Target>(), Ok(Target::Xs));
         assert!("median".parse::<Target>().is_err());
     }

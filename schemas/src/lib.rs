@@ -27,6 +27,7 @@ pub mod error;
 pub mod logging;
 pub mod message;
 pub mod prediction;
+pub mod stats;
 #[cfg(feature = "synth")]
 pub mod synth;
 pub mod weekly;

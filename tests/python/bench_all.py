@@ -112,13 +112,14 @@ def main() -> int:
     inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in infer}
     batches = sorted({b for _, b in inf})
     for b in batches:
-        for backend in ("rust-tract", "rust-ort-cpu"):
-            if (backend, b) in inf:
-                rows.append((f"inference, batch {b}", backend.removeprefix("rust-"), inf[(backend, b)],
-                             "Python onnxruntime", inf.get(("python-ort", b)), "win/s"))
+        for backend in ("tract", "ort-cpu"):
+            for form in ("op", "unrolled"):
+                if (f"rust-{backend}-{form}", b) in inf:
+                    rows.append((f"inference, batch {b}", f"{backend}, {form} LSTM", inf[(f"rust-{backend}-{form}", b)],
+                                 "Python onnxruntime, best form", inf.get(("python-ort", b)), "win/s"))
         if ("pytorch-eager", b) in inf:
             rows.append((f"inference, batch {b}", "PyTorch eager", inf[("pytorch-eager", b)],
-                         "Python onnxruntime", inf.get(("python-ort", b)), "win/s"))
+                         "Python onnxruntime, best form", inf.get(("python-ort", b)), "win/s"))
     plain = next(r for r in backfill if r["who"].startswith("plain"))
     for r in backfill:
         if r is plain:
@@ -147,11 +148,11 @@ def main() -> int:
           f"load average {load0} before, {load1} after; {time.time() - t0:.0f}s; "
           f"{'SHORT mode: tiny sizes, figures not meaningful' if a.short else 'full sizes'}")
     print()
-    print(f"| {'what':44} | {'ours':28} | {'ours':>9} | {'peer (same run)':26} | {'peer':>9} | {'ratio':>6} | unit |")
-    print(f"|{'-' * 46}|{'-' * 30}|{'-' * 11}|{'-' * 28}|{'-' * 11}|{'-' * 8}|------|")
+    print(f"| {'what':44} | {'ours':28} | {'ours':>9} | {'peer (same run)':30} | {'peer':>9} | {'ratio':>6} | unit |")
+    print(f"|{'-' * 46}|{'-' * 30}|{'-' * 11}|{'-' * 32}|{'-' * 11}|{'-' * 8}|------|")
     for what, ours, v, peer, pv, unit in rows:
         pvs = f"{pv:9.0f}" if pv else f"{'-':>9}"
-        print(f"| {what:44} | {ours:28} | {v:9.0f} | {peer:26} | {pvs} | {ratio(v, pv):>6} | {unit} |")
+        print(f"| {what:44} | {ours:28} | {v:9.0f} | {peer:30} | {pvs} | {ratio(v, pv):>6} | {unit} |")
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump({"machine": machine(), "threads": a.threads, "load_before": load0, "load_after": load1,

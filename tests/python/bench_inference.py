@@ -4,7 +4,9 @@ and Python onnxruntime, on the same inputs and thread count, with ratios.
 
     python3 tests/python/bench_inference.py [--checkpoint CKPT] [--threads 2] [--batches 1,64,1024] [--seconds 3]
 
-Without --checkpoint a default-config checkpoint is made with make_checkpoint.py (weights do
+Every LSTM form the exporter emits is measured (runners `python-ort-FORM`, `rust-BACKEND-FORM`);
+`rust-BACKEND` is the default form and `python-ort` the faster form on Python onnxruntime (the
+peer). Without --checkpoint a default-config checkpoint is made with make_checkpoint.py (weights do
 not change speed). The Rust numbers come from `exporter bench` (binary: $EXPORTER_BIN, else the
 release build under $CARGO_TARGET_DIR, else the debug build; build with
 `cargo build --release -p trendscore-exporter` for meaningful figures).
@@ -27,6 +29,8 @@ import torch
 from safetensors.numpy import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The exporter's LSTM forms (`exporter --lstm-form`), its default first.
+FORMS = ["op", "unrolled"]
 sys.path.insert(0, HERE)
 import reference_model as rm  # noqa: E402
 
@@ -73,8 +77,13 @@ def main() -> int:
         ckpt = os.path.join(work, "ckpt")
         subprocess.run([sys.executable, os.path.join(HERE, "make_checkpoint.py"), "--out", ckpt], check=True,
                        capture_output=True)
-    onnx_path = os.path.join(work, "model.onnx")
-    subprocess.run([exporter_bin(), "--checkpoint", ckpt, "--out", onnx_path], check=True, capture_output=True)
+    # every LSTM form the exporter emits; the default form is the first
+    paths = {}
+    for form in FORMS:
+        paths[form] = os.path.join(work, f"model-{form}.onnx")
+        subprocess.run([exporter_bin(), "--checkpoint", ckpt, "--out", paths[form], "--lstm-form", form],
+                       check=True, capture_output=True)
+    onnx_path = paths[FORMS[0]]
 
     model, scaler, _ = rm.load_checkpoint(ckpt)
     rng = np.random.default_rng(0)
@@ -103,28 +112,36 @@ def main() -> int:
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+    for form, path in paths.items():
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        for b in batches:
+            feed = {"features": inputs[:b]}
+            results[(f"python-ort-{form}", b)] = rate(lambda: sess.run(None, feed), b, args.seconds)
+    # the peer: Python onnxruntime on whichever form it runs faster
     for b in batches:
-        feed = {"features": inputs[:b]}
-        results[("python-ort", b)] = rate(lambda: sess.run(None, feed), b, args.seconds)
+        results[("python-ort", b)] = max(results[(f"python-ort-{f}", b)] for f in FORMS)
 
-    out_json = os.path.join(work, "rust.json")
-    cmd = [exporter_bin(), "bench", "--model", onnx_path, "--inputs", inputs_path, "--backend", args.backends,
-           "--threads", str(args.threads), "--batches", args.batches, "--seconds", str(args.seconds),
-           "--json", out_json]
-    subprocess.run(cmd, check=True, capture_output=True)
-    for r in json.load(open(out_json)):
-        results[("rust-" + r["backend"], r["batch"])] = r["windows_per_s"]
+    for form, path in paths.items():
+        out_json = os.path.join(work, f"rust-{form}.json")
+        cmd = [exporter_bin(), "bench", "--model", path, "--inputs", inputs_path, "--backend", args.backends,
+               "--threads", str(args.threads), "--batches", args.batches, "--seconds", str(args.seconds),
+               "--json", out_json]
+        subprocess.run(cmd, check=True, capture_output=True)
+        for r in json.load(open(out_json)):
+            results[(f"rust-{r['backend']}-{form}", r["batch"])] = r["windows_per_s"]
+            if form == FORMS[0]:
+                results[("rust-" + r["backend"], r["batch"])] = r["windows_per_s"]
 
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump([{"runner": k[0], "batch": k[1], "threads": args.threads, "windows_per_s": v}
                        for k, v in results.items()], f)
-    names = ["pytorch-eager", "python-ort"] + ["rust-" + b for b in args.backends.split(",")]
+    names = ["pytorch-eager"] + [f"python-ort-{f}" for f in FORMS] + [
+        f"rust-{b}-{f}" for f in FORMS for b in args.backends.split(",")]
     print(f"threads={args.threads}  model={onnx_path}  (windows/s; ratios against rust-ort-cpu and pytorch-eager)")
-    print(f"{'runner':<16}" + "".join(f"{'batch ' + str(b):>30}" for b in batches))
+    print(f"{'runner':<22}" + "".join(f"{'batch ' + str(b):>30}" for b in batches))
     for nme in names:
-        row = f"{nme:<16}"
+        row = f"{nme:<22}"
         for b in batches:
             v = results.get((nme, b))
             base = results.get(("rust-ort-cpu", b))

@@ -295,6 +295,25 @@ def produce(brokers: str, topic: str, items: Iterable[Tuple[Optional[bytes], Opt
     return n
 
 
+def interleaved(rows: Iterable[dict]) -> List[Tuple[bytes, bytes]]:
+    """(key, message) of each row in order, keyed by ticker."""
+    return [(r["ticker"].encode(), message(r)) for r in rows]
+
+
+def committed_and_ends(brokers: str, group: str, topic: str, partitions: int) -> Tuple[List[int], List[int]]:
+    """The group's committed offset (0 when none) and the end offset of each partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        committed = [max(tp.offset, 0) for tp in sorted(got, key=lambda tp: tp.partition)]
+        ends = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)]
+        return committed, ends
+    finally:
+        c.close()
+
+
 def consume_all(brokers: str, topic: str, expect: int, timeout: float = 60.0) -> list:
     """Reads a topic from the beginning with an independent confluent-kafka consumer."""
     from confluent_kafka import Consumer

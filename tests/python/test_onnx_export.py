@@ -50,12 +50,16 @@ def make_ckpt(path, preset):
     return path
 
 
-@pytest.fixture(scope="module", params=["default", "unidirectional", "deep"])
+@pytest.fixture(scope="module", params=[(p, f) for p in ["default", "unidirectional", "deep"] for f in ["unrolled", "op"]],
+                ids=lambda pf: f"{pf[0]}-{pf[1]}")
 def exported(request, tmp_path_factory):
-    d = tmp_path_factory.mktemp(request.param)
-    ckpt = make_ckpt(d / "ckpt", request.param)
+    """(checkpoint, model.onnx) of each preset in each LSTM form the exporter emits."""
+    preset, form = request.param
+    d = tmp_path_factory.mktemp(f"{preset}-{form}")
+    ckpt = make_ckpt(d / "ckpt", preset)
     out = d / "model.onnx"
-    r = subprocess.run([exporter_bin(), "--checkpoint", str(ckpt), "--out", str(out)], capture_output=True, text=True)
+    r = subprocess.run([exporter_bin(), "--checkpoint", str(ckpt), "--out", str(out), "--lstm-form", form],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return ckpt, out
 
@@ -72,7 +76,9 @@ def test_checker_full_check_passes(exported):
     onnx.checker.check_model(model, full_check=True)
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
     ops = {n.op_type for n in model.graph.node}
-    assert "LSTM" in ops and "Softmax" in ops and "Gemm" in ops, ops
+    form = {p.key: p.value for p in model.metadata_props}["lstm_form"]
+    assert ("LSTM" in ops) == (form == "op"), (form, ops)
+    assert "Softmax" in ops and "Gemm" in ops, ops
     # the scaler is the first thing the input meets
     first = [n for n in model.graph.node if "features" in n.input]
     assert [n.op_type for n in first] == ["Sub"], first

@@ -11,7 +11,6 @@ import re
 import subprocess
 
 import pyarrow.parquet as pq
-import pytest
 
 import scorer_harness as h
 
@@ -25,14 +24,6 @@ def blocks():
 
 def bin_dir():
     return os.path.dirname(h.scorer_bin())
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    b = h.Broker(str(tmp_path_factory.mktemp("broker")))
-    b.start()
-    yield b
-    b.stop()
 
 
 def test_the_readme_has_runnable_blocks():

@@ -23,21 +23,6 @@ import scorer_harness as h
 from scorer_model import build as build_model
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    b = h.Broker(str(tmp_path_factory.mktemp("broker")))
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "model.onnx")
-    build_model(path, seed=7)
-    return path
-
-
 def setup_topic(broker, name, partitions):
     preds, dlq = broker.create_topics(name, partitions)
     return preds, dlq
@@ -120,10 +105,6 @@ def test_exact_output_and_predictions_topic(tmp_path, broker, model, backend):
             s.kill9()
 
 
-def interleaved(rows):
-    return [(r["ticker"].encode(), h.message(r)) for r in rows]
-
-
 @pytest.mark.parametrize("changelog", [True, False], ids=["changelog", "input-replay"])
 def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, model, changelog):
     topic = "crash" if changelog else "crash-nolog"
@@ -136,29 +117,43 @@ def test_kill9_three_times_gives_the_uninterrupted_output(tmp_path, broker, mode
                           changelog=None if changelog else "")
     import threading
 
-    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, h.interleaved(rows)),
                                 kwargs={"delay_s": 0.12, "every": n_tickers})
     producer.start()
     rng = random.Random(1234)
     log = str(tmp_path / "scorer.log")
     s = h.Scorer(cfg, log)
     try:
+        before = [0, 0, 0]
         for _ in range(3):
-            # kill only once this instance owns its partitions and is processing
+            # kill only once this instance owns its partitions and has committed progress on
+            # each of them (or caught up), so that every restart restores mid-stream; then at a
+            # random point of the next moments
             deadline = time.monotonic() + 60
             while s.log().count("windows restored") < 3 * (_ + 1) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(rng.uniform(0.2, 1.5))
+            while time.monotonic() < deadline:
+                now, ends = h.committed_and_ends(broker.address, f"g-{topic}", topic, 3)
+                if all(c > b or c == e for c, b, e in zip(now, before, ends)):
+                    break
+                time.sleep(0.1)
+            before = now
+            time.sleep(rng.uniform(0.0, 0.5))
             s.kill9()
             s = h.Scorer(cfg, log)
         producer.join()
+        # the last instance owns every partition (after the dead one's session expired)
+        deadline = time.monotonic() + 60
+        while s.log().count("windows restored") < 12 and time.monotonic() < deadline:
+            time.sleep(0.1)
         expected = h.score_offline(model, h.windows_by_rules(rows))
         actual = h.wait_rows(out, len(expected), 180, [s])
         h.compare(actual, expected)
         found = h.restores(s.log())
         assert len(found) >= 12, "four starts x three partitions"
         mid = [r for r in found if r[1] > 0]
-        assert len(mid) >= 6, f"restarts should restore windows mid-stream: {found}"
+        _, ends = h.committed_and_ends(broker.address, f"g-{topic}", topic, 3)
+        assert len(mid) >= 3 * sum(e > 0 for e in ends), f"every restart should restore windows mid-stream: {found}"
         assert all(r[4] > 0 for r in mid), f"mid-stream restores hold windows: {found}"
         if changelog:
             assert all(r[5] == "changelog" for r in found), found
@@ -185,14 +180,14 @@ def test_windows_restore_from_the_changelog_and_survive_an_offset_reset(tmp_path
                           group="g-clog", model=model, out_dir=out, file_age_ms=200)
     log = str(tmp_path / "scorer.log")
     expected = h.score_offline(model, h.windows_by_rules(rows))
-    h.produce(broker.address, topic, interleaved(first))
+    h.produce(broker.address, topic, h.interleaved(first))
     s = h.Scorer(cfg, log)
     try:
         h.wait_rows(out, n_tickers * (20 - 11), 120, [s])
         rc, _ = s.terminate()
         assert rc == 0, s.log()[-3000:]
         # restart: the windows come from the changelog, no input history is replayed
-        h.produce(broker.address, topic, interleaved(second))
+        h.produce(broker.address, topic, h.interleaved(second))
         s = h.Scorer(cfg, log)
         actual = h.wait_rows(out, len(expected), 120, [s])
         h.compare(actual, expected)
@@ -239,7 +234,7 @@ def test_two_instances_split_and_take_over(tmp_path, broker, model):
                           group="g-scale", model=model, out_dir=out, max_rows=8, file_age_ms=300)
     import threading
 
-    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, h.interleaved(rows)),
                                 kwargs={"delay_s": 0.1, "every": n_tickers})
     a = h.Scorer(cfg, str(tmp_path / "a.log"))
     b = h.Scorer(cfg, str(tmp_path / "b.log"))
@@ -365,12 +360,12 @@ def test_broker_restart_mid_run(tmp_path, broker, model):
     s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
     half = len(rows) // 2
     try:
-        h.produce(broker.address, topic, interleaved(rows[:half]))
+        h.produce(broker.address, topic, h.interleaved(rows[:half]))
         time.sleep(3)
         broker.stop()
         time.sleep(2)
         broker.start()
-        h.produce(broker.address, topic, interleaved(rows[half:]))
+        h.produce(broker.address, topic, h.interleaved(rows[half:]))
         expected = h.score_offline(model, h.windows_by_rules(rows))
         actual = h.wait_rows(out, len(expected), 180, [s])
         h.compare(actual, expected)
@@ -394,7 +389,7 @@ def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
                           group="g-reload", model=live, out_dir=out)
     s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
     try:
-        h.produce(broker.address, topic, interleaved(rows[:40]))  # weeks 0..19
+        h.produce(broker.address, topic, h.interleaved(rows[:40]))  # weeks 0..19
         first = h.wait_rows(out, 2 * 9, 90, [s])
         # a broken file: the old model stays
         with open(live + ".tmp", "wb") as f:
@@ -403,7 +398,7 @@ def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
         time.sleep(2)
         assert s.alive()
         assert "model reload failed" in s.log()
-        h.produce(broker.address, topic, interleaved(rows[40:50]))  # weeks 20..24
+        h.produce(broker.address, topic, h.interleaved(rows[40:50]))  # weeks 20..24
         mid = h.wait_rows(out, 2 * 14, 60, [s])
         # a good new model: swapped in, its version on the following rows
         shutil.copy(other, live + ".tmp")
@@ -412,7 +407,7 @@ def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
         while "model reloaded" not in s.log() and time.monotonic() < deadline:
             time.sleep(0.3)
         assert "model reloaded" in s.log()
-        h.produce(broker.address, topic, interleaved(rows[50:]))
+        h.produce(broker.address, topic, h.interleaved(rows[50:]))
         final = h.wait_rows(out, 2 * 19, 60, [s])
         versions = {}
         for r in final:
@@ -439,7 +434,7 @@ def test_kill9_at_random_moments_then_recovery_in_bounded_time(tmp_path, broker,
     preds, dlq = setup_topic(broker, topic, 3)
     n_tickers, weeks = 6, 40
     rows = h.make_rows(n_tickers, weeks, seed=17)
-    h.produce(broker.address, topic, interleaved(rows))
+    h.produce(broker.address, topic, h.interleaved(rows))
     out = str(tmp_path / "out")
     session_s = 3.0  # scorer_config's session_timeout_ms
     cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
@@ -487,7 +482,7 @@ def test_one_of_two_instances_killed_the_survivor_takes_over(tmp_path, broker, m
                           group=f"g-{topic}", model=model, out_dir=out, max_rows=8, file_age_ms=300)
     import threading
 
-    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, h.interleaved(rows)),
                                 kwargs={"delay_s": 0.1, "every": n_tickers})
     a = h.Scorer(cfg, str(tmp_path / "a.log"))
     b = h.Scorer(cfg, str(tmp_path / "b.log"))

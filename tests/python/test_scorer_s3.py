@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import scorer_harness as h
-from scorer_model import build as build_model
 
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
@@ -109,25 +108,6 @@ def moto(tmp_path_factory):
     m.stop()
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    b = h.Broker(str(tmp_path_factory.mktemp("broker")))
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "model.onnx")
-    build_model(path, seed=7)
-    return path
-
-
-def interleaved(rows):
-    return [(r["ticker"].encode(), h.message(r)) for r in rows]
-
-
 def s3_config(tmp_path, broker, moto, model, topic, url, **kw):
     preds, dlq = broker.create_topics(topic, kw.pop("partitions", 3))
     extra = f"[sink.object_store]\nendpoint = \"{moto.endpoint}\"\nallow_http = true\n"
@@ -139,7 +119,7 @@ def test_stream_to_s3_gives_the_exact_output(tmp_path, broker, moto, model):
     bucket = moto.bucket("stream")
     rows = h.make_rows(6, 30, seed=41)
     cfg = s3_config(tmp_path, broker, moto, model, "s3-exact", f"s3://{bucket}/preds", partition_by="year")
-    h.produce(broker.address, "s3-exact", interleaved(rows))
+    h.produce(broker.address, "s3-exact", h.interleaved(rows))
     s = h.Scorer(cfg, str(tmp_path / "scorer.log"), env=moto.env(), args=["--drain"])
     assert s.wait(180) == 0, s.log()[-4000:]
     expected = h.score_offline(model, h.windows_by_rules(rows))
@@ -156,7 +136,7 @@ def test_kill9_three_times_with_the_output_on_s3(tmp_path, broker, moto, model):
     rows = h.make_rows(n_tickers, weeks, seed=43)
     cfg = s3_config(tmp_path, broker, moto, model, topic, f"s3://{bucket}/out", max_rows=4, file_age_ms=200,
                     partition_by="week")
-    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, h.interleaved(rows)),
                                 kwargs={"delay_s": 0.12, "every": n_tickers})
     producer.start()
     rng = random.Random(7)
@@ -186,7 +166,7 @@ def test_two_instances_share_a_bucket_one_is_killed(tmp_path, broker, moto, mode
     rows = h.make_rows(n_tickers, weeks, seed=47)
     cfg = s3_config(tmp_path, broker, moto, model, topic, f"s3://{bucket}/p", partitions=4, max_rows=8,
                     file_age_ms=300)
-    producer = threading.Thread(target=h.produce, args=(broker.address, topic, interleaved(rows)),
+    producer = threading.Thread(target=h.produce, args=(broker.address, topic, h.interleaved(rows)),
                                 kwargs={"delay_s": 0.1, "every": n_tickers})
     a = h.Scorer(cfg, str(tmp_path / "a.log"), env=moto.env())
     b = h.Scorer(cfg, str(tmp_path / "b.log"), env=moto.env())
@@ -228,7 +208,7 @@ def test_an_upload_a_crash_left_unfinished_is_aborted_on_assignment(tmp_path, br
     c.put_object(Bucket=bucket, Key=f"o/_trendscore_uploads/{other}.json", Body=b"{}")
     assert len(c.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
     rows = h.make_rows(2, 14, seed=5)
-    h.produce(broker.address, topic, interleaved(rows))
+    h.produce(broker.address, topic, h.interleaved(rows))
     s = h.Scorer(cfg, str(tmp_path / "scorer.log"), env=moto.env(), args=["--drain"])
     assert s.wait(120) == 0, s.log()[-4000:]
     assert c.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

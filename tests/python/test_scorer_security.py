@@ -14,7 +14,6 @@ import time
 import pytest
 
 import scorer_harness as h
-from scorer_model import build as build_model
 
 USER, USER256, PASSWORD = "scorer", "scorer256", "s3cret-Pa55"
 
@@ -61,13 +60,6 @@ def broker(tmp_path_factory, pki):
     b.start()
     yield b
     b.stop()
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "model.onnx")
-    build_model(path, seed=7)
-    return path
 
 
 def security_env(pki, password_file, ca="ca.pem", mechanism="SCRAM-SHA-512", user=USER):

@@ -6,12 +6,20 @@
 //! - `first_open`: the first input offset with rows in a file that is still open;
 //! - `in_flight`: records produced for the partition's messages (predictions, dead letters)
 //!   that the broker has not acknowledged yet, by input offset;
-//! - `stored`: the offset last reported durable.
+//! - `stored`: the offset last reported durable;
+//! - `closed`: the offset ranges of the partition's closed files that may still reach past
+//!   `stored`.
 //!
 //! **The rule.** The partition is durable up to
-//! `min(processed, first_open, lowest in-flight offset)`: every message below that offset
+//! `d = min(processed, first_open, lowest in-flight offset)`: every message below that offset
 //! has its rows in closed (fsynced, renamed) files and every record produced for it
-//! acknowledged. A delivery that failed after the producer's retries stays in flight for
+//! acknowledged. One more condition makes the committed offset safe to restart from: it
+//! must not fall inside a closed file (first < d <= last), because a restart keeps the
+//! files whose first offset is below the committed one, and would write that file's rows
+//! at or past `d` again. Such a `d` moves down to the file's first offset (the restart then
+//! removes the file and writes it again). This happens when a file rolls while records
+//! produced for its rows (predictions, dead letters, changelog) still wait for the broker.
+//! A delivery that failed after the producer's retries stays in flight for
 //! ever, so the partition's durable offset stops below that message (and the failure is
 //! reported); nothing is ever counted as delivered that the broker did not acknowledge.
 
@@ -36,6 +44,8 @@ struct PartLedger {
     stored: i64,
     first_open: Option<i64>,
     in_flight: BTreeMap<i64, u32>,
+    /// Closed files: first offset -> last offset.
+    closed: BTreeMap<i64, i64>,
 }
 
 impl PartLedger {
@@ -46,6 +56,10 @@ impl PartLedger {
         }
         if let Some((&o, _)) = self.in_flight.first_key_value() {
             d = d.min(o);
+        }
+        // Never inside a closed file: move to its first offset, which may lie inside another.
+        while let Some((&first, _)) = self.closed.range(..d).find(|&(_, &last)| last >= d) {
+            d = first;
         }
         d
     }
@@ -105,6 +119,14 @@ impl OffsetLedger {
         }
     }
 
+    /// A file of `partition` holding the rows of input offsets `first..=last` became durable.
+    pub fn closed_file(&mut self, partition: i32, first: i64, last: i64) {
+        if let Some(p) = self.parts.get_mut(&partition) {
+            let e = p.closed.entry(first).or_insert(last);
+            *e = (*e).max(last);
+        }
+    }
+
     /// A record was handed to the producer for the message at `offset`.
     pub fn produced(&mut self, partition: i32, offset: i64) {
         if let Some(p) = self.parts.get_mut(&partition) {
@@ -156,6 +178,8 @@ impl OffsetLedger {
             if d > p.stored {
                 p.stored = d;
                 out.push((partition, d));
+                // Files wholly below the stored offset can no longer hold a future one.
+                p.closed.retain(|_, last| *last >= d);
             }
         }
         out
@@ -215,6 +239,48 @@ mod tests {
         assert_eq!(l.failure().unwrap().offset, 5);
         assert_eq!(l.forget(0), Some(5));
         assert!(!l.tracks(0));
+    }
+
+    #[test]
+    fn never_durable_inside_a_closed_file() {
+        let mut l = OffsetLedger::new();
+        l.track(0, 100);
+        // two files of one roll (two week directories), rows interleaved by offset
+        l.closed_file(0, 100, 110);
+        l.closed_file(0, 102, 108);
+        l.processed(0, 111);
+        l.produced(0, 105); // its prediction is not acknowledged yet
+        assert_eq!(
+            l.durable(0),
+            Some(100),
+            "105 lies inside the file 100..=110: back to its first offset"
+        );
+        assert!(l.take_moved().is_empty(), "100 is already stored");
+        l.closed_file(0, 111, 120);
+        l.processed(0, 121);
+        l.produced(0, 112);
+        l.acknowledged(0, 105);
+        assert_eq!(l.take_moved(), vec![(0, 111)], "a file boundary is safe");
+        l.produced(0, 113);
+        l.acknowledged(0, 112);
+        assert_eq!(l.durable(0), Some(111), "113 is inside 111..=120");
+        l.acknowledged(0, 113);
+        assert_eq!(l.take_moved(), vec![(0, 121)]);
+        // a chain: d inside file B whose first offset lies inside file A
+        l.closed_file(0, 121, 130);
+        l.closed_file(0, 125, 140);
+        l.processed(0, 141);
+        l.produced(0, 135);
+        assert_eq!(l.durable(0), Some(121));
+        // an in-flight record between files is a safe offset as it is
+        l.acknowledged(0, 135);
+        l.closed_file(0, 150, 160);
+        l.processed(0, 161);
+        l.produced(0, 145);
+        assert_eq!(l.durable(0), Some(145));
+        l.produced(0, 150);
+        l.acknowledged(0, 145);
+        assert_eq!(l.durable(0), Some(150), "a file's first offset is safe");
     }
 
     #[test]

@@ -57,9 +57,8 @@ fn produce_values(brokers: &str, topic: &str, msgs: &[(String, Vec<u8>)]) {
     p.flush(Duration::from_secs(10)).unwrap();
 }
 
-fn produce(brokers: &str, topic: &str, rows: &[WeeklyRow]) {
-    let msgs: Vec<(String, Vec<u8>)> = rows
-        .iter()
+fn messages(rows: &[WeeklyRow]) -> Vec<(String, Vec<u8>)> {
+    rows.iter()
         .map(|r| {
             let msg = InputMessage {
                 ticker: r.ticker.clone(),
@@ -70,8 +69,11 @@ fn produce(brokers: &str, topic: &str, rows: &[WeeklyRow]) {
             };
             (r.ticker.clone(), serde_json::to_vec(&msg).unwrap())
         })
-        .collect();
-    produce_values(brokers, topic, &msgs);
+        .collect()
+}
+
+fn produce(brokers: &str, topic: &str, rows: &[WeeklyRow]) {
+    produce_values(brokers, topic, &messages(rows));
 }
 
 fn cluster(
@@ -327,7 +329,7 @@ fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i6
         .collect()
 }
 
-fn topic_keys(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, String)> {
+fn topic_payloads(brokers: &str, topic: &str, partitions: i32) -> Vec<Vec<u8>> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "reader")
@@ -344,14 +346,23 @@ fn topic_keys(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, Strin
     while Instant::now() < deadline {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             use rdkafka::Message;
-            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            out.push((
-                v["ticker"].as_str().unwrap().to_string(),
-                v["week"].as_str().unwrap().to_string(),
-            ));
+            out.push(m.payload().unwrap_or_default().to_vec());
         }
     }
     out
+}
+
+fn topic_keys(brokers: &str, topic: &str, partitions: i32) -> Vec<(String, String)> {
+    topic_payloads(brokers, topic, partitions)
+        .iter()
+        .map(|payload| {
+            let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+            (
+                v["ticker"].as_str().unwrap().to_string(),
+                v["week"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// A prediction whose delivery fails for good never lets its offset be committed: the run
@@ -397,6 +408,70 @@ fn a_failed_delivery_never_lets_its_offset_be_committed() {
     check_exact(&read_all_predictions(dir.path()).unwrap(), tickers, 16);
     let keys: std::collections::HashSet<_> = topic_keys(&brokers, "preds", 2).into_iter().collect();
     assert_eq!(keys.len(), expected, "every prediction is in the topic");
+}
+
+/// A file rolls while a record produced for one of its rows still waits for the broker (here
+/// a dead letter in the middle of a partition, whose delivery then fails for good): the
+/// committed offset stops at the file's first offset, never inside the file, so the restart
+/// removes the file and writes its rows once (a commit inside it would keep the file and
+/// write its later rows again).
+#[test]
+fn a_commit_never_falls_inside_a_durable_file() {
+    let cluster = cluster(&[("in", 2), ("preds", 2), ("dlq", 2)]);
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&brokers, dir.path());
+    cfg.kafka.changelog_topic = String::new();
+    cfg.kafka.predictions_topic = String::new(); // the dead letter is the only record produced
+    cfg.sink.max_file_age_ms = 60_000; // one file per partition, closed at the stop
+    let (tickers, weeks) = (2, 16);
+    let mut msgs = messages(&rows(tickers, 0..weeks));
+    // T0's 14th message is not JSON: a dead letter between its weeks 12 and 13
+    let pos = msgs
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.0 == "T0")
+        .nth(13)
+        .unwrap()
+        .0;
+    msgs.insert(pos, ("T0".into(), b"not json".to_vec()));
+    produce_values(&brokers, "in", &msgs);
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let e = start(&cfg).handle.join().unwrap().unwrap_err();
+    let (partition, offset) = match &e {
+        ScorerError::Delivery {
+            topic,
+            partition,
+            offset,
+            ..
+        } => {
+            assert_eq!(topic, "dlq");
+            (*partition, *offset)
+        }
+        other => panic!("expected a delivery error, got {other}"),
+    };
+    // the precondition: the first run left a durable file with rows before and after it
+    let first = read_all_predictions(dir.path()).unwrap();
+    let offsets: Vec<i64> = first
+        .iter()
+        .filter(|r| r.source_partition == Some(partition))
+        .filter_map(|r| r.source_offset)
+        .collect();
+    let lo = *offsets.iter().min().unwrap();
+    assert!(
+        lo < offset && offsets.iter().any(|&o| o > offset),
+        "{offsets:?} around {offset}"
+    );
+    let c = committed(&brokers, "g", "in", 2)[partition as usize];
+    assert!(c <= lo, "committed {c} inside the durable file {lo}..");
+    cfg.run.drain = true;
+    start(&cfg).handle.join().unwrap().unwrap();
+    check_exact(&read_all_predictions(dir.path()).unwrap(), tickers, weeks);
+    let dead = topic_payloads(&brokers, "dlq", 2);
+    assert_eq!(dead, vec![b"not json".to_vec()], "the dead letter, once");
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {

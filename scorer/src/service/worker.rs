@@ -356,6 +356,8 @@ impl Worker {
         let now = chrono::Utc::now().timestamp_millis();
         for f in &closed {
             debug!(location = %f.location, rows = f.rows, "file durable");
+            self.ledger
+                .closed_file(f.source.partition, f.first_offset, f.last_offset);
             if !self.sink.has_open(&f.source) {
                 if let Some(ts) = self.live_ts.remove(&f.source.partition) {
                     for t in ts {

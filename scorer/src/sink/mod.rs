@@ -12,7 +12,10 @@
 //!   [`PredictionSink::first_open_offset`] says below which offset every row is durable;
 //! - on (re)assignment [`PredictionSink::discard_after`] removes the partition's incomplete
 //!   files (temporary files, multipart uploads) and the files whose first offset is at or
-//!   past the committed offset.
+//!   past the committed offset. So a committed offset must never fall *inside* a closed
+//!   file (first offset < committed <= last offset): the rows of that file at or past it
+//!   would be kept and written again. [`ClosedFile`] reports each file's offset range and
+//!   the offset ledger (`pipeline::ledger`) never commits inside one.
 
 pub mod local;
 pub mod object;
@@ -51,6 +54,10 @@ pub struct ClosedFile {
     pub source: SourceKey,
     /// Rows in it.
     pub rows: usize,
+    /// Input offset of its first row (the offset in its name).
+    pub first_offset: i64,
+    /// Input offset of its last row.
+    pub last_offset: i64,
 }
 
 /// A destination for prediction rows with the durability protocol of this module.
@@ -125,6 +132,7 @@ pub fn writer_properties(config: &SinkConfig) -> Result<WriterProperties> {
 struct OpenFile<O: std::io::Write + Send> {
     writer: ArrowWriter<O>,
     first_offset: i64,
+    last_offset: i64,
     rows: usize,
     opened_at: Instant,
 }
@@ -180,6 +188,7 @@ impl<S: Storage> Rolling<S> {
             OpenFile {
                 writer,
                 first_offset,
+                last_offset: first_offset,
                 rows: 0,
                 opened_at: now,
             },
@@ -188,13 +197,15 @@ impl<S: Storage> Rolling<S> {
     }
 
     fn finish(&mut self, key: (SourceKey, String), f: OpenFile<S::Out>) -> Result<ClosedFile> {
-        let rows = f.rows;
+        let (rows, first_offset, last_offset) = (f.rows, f.first_offset, f.last_offset);
         let out = f.writer.into_inner().map_err(|e| self.parquet_err(e))?;
         let location = self.storage.commit(out)?;
         Ok(ClosedFile {
             location,
             source: key.0,
             rows,
+            first_offset,
+            last_offset,
         })
     }
 
@@ -263,6 +274,7 @@ impl<S: Storage> PredictionSink for Rolling<S> {
                 return Err(self.parquet_err(e));
             }
             f.rows += j - i;
+            f.last_offset = offsets[j - 1];
             let bytes = (f.writer.bytes_written() + f.writer.in_progress_size()) as u64;
             let roll =
                 self.policy

@@ -14,6 +14,8 @@
 //!
 //! Undefined values are `None` (JSON `null`), never NaN.
 
+use trendscore_schemas::stats::average_ranks;
+
 /// Fewest rows a week needs for its cross-sectional rank correlation.
 pub const IC_MIN_ROWS: usize = 3;
 
@@ -195,25 +197,6 @@ pub fn auc(score: &[f64], up: &[bool], w: &[f64]) -> Option<f64> {
     auc_sorted(score, up, w, &score_order(score))
 }
 
-/// Average ranks (1-based; ties get the mean of their ranks).
-pub fn ranks(x: &[f64]) -> Vec<f64> {
-    let order = score_order(x);
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &order[i..=j] {
-            r[k] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
 /// Spearman rank correlation (Pearson of average ranks); `None` for fewer than
 /// [`IC_MIN_ROWS`] rows or a constant side.
 pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
@@ -221,7 +204,7 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
         return None;
     }
     let ones = vec![1.0; x.len()];
-    pearson(&ranks(x), &ranks(y), &ones)
+    pearson(&average_ranks(x), &average_ranks(y), &ones)
 }
 
 /// Mean and t-statistic of a list of per-week ICs (`None` entries skipped): `(mean, t)`.

@@ -4,10 +4,10 @@
 //! H = hidden_dim, K = directions (1 or 2), N = heads, E = H / N.
 //!
 //! ```text
-//! features (B,S,D) -Sub mean -Div std-> (B,S,D) -Transpose-> (S,B,D)
-//!   per layer: LSTM -> Y (S,K,B,H), Y_h (K,B,H); next input Y -Transpose/Reshape-> (S,B,K*H)
-//! enc = last Y -> (B,S,K*H) [-MatMul/Add projection-> (B,S,H) when K = 2]
-//! query = last Y_h -> (B,K*H) [-Gemm projection-> (B,H) when K = 2]
+//! features (B,S,D) -Sub mean -Div std-> (B,S,D)
+//!   LSTM encoder ([`lstm`]: one LSTM op per layer, or unrolled over the S steps)
+//! enc = encoder_out (B,S,K*H) [-MatMul/Add projection-> (B,S,H) when K = 2]
+//! query = encoder_final_state (B,K*H) [-Gemm projection-> (B,H) when K = 2]
 //! q = Gemm(query, Wq) * E^-1/2 -> (B,N,1,E); k, v = MatMul(enc, Wk|Wv) -> (B,N,S,E)
 //! w = Softmax(q k^T) (B,N,1,S); ctx = w v -> (B,H) -Gemm out_proj-> (B,H)
 //! attention_weights = ReduceMean_N(w) (B,S)
@@ -15,10 +15,14 @@
 //! ```
 //! The PyTorch LSTM gate order i,f,g,o is reordered to ONNX's i,o,f,c; ONNX B = [Wb, Rb].
 
+pub mod lstm;
+
 use prost::Message;
 use tract_onnx::pb;
 
-use crate::checkpoint::{direction_suffixes, Checkpoint, Tensor};
+pub use lstm::LstmForm;
+
+use crate::checkpoint::{Checkpoint, Tensor};
 
 /// The ONNX opset the exporter writes.
 pub const OPSET: i64 = 17;
@@ -90,6 +94,18 @@ impl Builder {
             dims: vec![data.len() as i64],
             data_type: INT64,
             raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    /// Adds an int64 scalar initializer (a `Gather` index); returns its name.
+    fn init_i64_scalar(&mut self, name: &str, v: i64) -> String {
+        self.inits.push(pb::TensorProto {
+            name: name.into(),
+            dims: vec![],
+            data_type: INT64,
+            raw_data: v.to_le_bytes().to_vec(),
             ..Default::default()
         });
         name.to_string()
@@ -190,15 +206,19 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
     }
 }
 
-/// Builds the ONNX model for `ckpt` with the given metadata properties.
-pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::ModelProto {
+/// Builds the ONNX model for `ckpt` with the given metadata properties (plus `lstm_form`),
+/// its LSTM encoder in `form`.
+pub fn build_model(
+    ckpt: &Checkpoint,
+    metadata: &[(String, String)],
+    form: LstmForm,
+) -> pb::ModelProto {
     let m = &ckpt.config.model;
     let (s, d, h) = (
         ckpt.config.sequence.sequence_length,
         m.input_dim,
         m.hidden_dim,
     );
-    let k_dirs = m.num_directions();
     let n_heads = m.num_attention_heads;
     let e = h / n_heads;
     let mut g = Builder::default();
@@ -209,109 +229,10 @@ pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::Mode
     let std = g.init_f32("scaler.std", &[d], &ckpt.effective_std());
     let centred = g.node("Sub", &["features", &mean], "scaler_centred", vec![]);
     let xn = g.node("Div", &[&centred, &std], "scaler_normalised", vec![]);
-    // (S,B,D): the LSTM op's default layout.
-    let mut x = g.node(
-        "Transpose",
-        &[&xn],
-        "lstm_in_0",
-        vec![attr_ints("perm", &[1, 0, 2])],
-    );
 
     // 2. LSTM layers
-    let shape_sb = g.init_i64("shape_0_0_m1", &[0, 0, -1]);
+    let (enc_raw, final_state) = lstm::encoder(&mut g, ckpt, &xn, form);
     let shape_b = g.init_i64("shape_0_m1", &[0, -1]);
-    let mut y = String::new();
-    let mut y_h = String::new();
-    for layer in 0..m.num_lstm_layers {
-        let input = if layer == 0 { d } else { h * k_dirs };
-        let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
-        for sfx in direction_suffixes(m.bidirectional) {
-            w.extend(reorder_gates(
-                &ckpt
-                    .tensor(&format!("encoder.lstm.weight_ih_l{layer}{sfx}"))
-                    .data,
-                h,
-                input,
-            ));
-            r.extend(reorder_gates(
-                &ckpt
-                    .tensor(&format!("encoder.lstm.weight_hh_l{layer}{sfx}"))
-                    .data,
-                h,
-                h,
-            ));
-            b.extend(reorder_gates(
-                &ckpt
-                    .tensor(&format!("encoder.lstm.bias_ih_l{layer}{sfx}"))
-                    .data,
-                h,
-                1,
-            ));
-            b.extend(reorder_gates(
-                &ckpt
-                    .tensor(&format!("encoder.lstm.bias_hh_l{layer}{sfx}"))
-                    .data,
-                h,
-                1,
-            ));
-        }
-        let w = g.init_f32(
-            &format!("encoder.lstm.l{layer}.W"),
-            &[k_dirs, 4 * h, input],
-            &w,
-        );
-        let r = g.init_f32(&format!("encoder.lstm.l{layer}.R"), &[k_dirs, 4 * h, h], &r);
-        let b = g.init_f32(&format!("encoder.lstm.l{layer}.B"), &[k_dirs, 8 * h], &b);
-        let outs = g.node_multi(
-            "LSTM",
-            &[&x, &w, &r, &b],
-            &[&format!("lstm_l{layer}_Y"), &format!("lstm_l{layer}_Y_h")],
-            vec![
-                attr_int("hidden_size", h as i64),
-                attr_str(
-                    "direction",
-                    if m.bidirectional {
-                        "bidirectional"
-                    } else {
-                        "forward"
-                    },
-                ),
-            ],
-        );
-        y = outs[0].clone();
-        y_h = outs[1].clone();
-        if layer + 1 < m.num_lstm_layers {
-            // (S,K,B,H) -> (S,B,K,H) -> (S,B,K*H)
-            let t = g.node(
-                "Transpose",
-                &[&y],
-                "",
-                vec![attr_ints("perm", &[0, 2, 1, 3])],
-            );
-            x = g.node(
-                "Reshape",
-                &[&t, &shape_sb],
-                &format!("lstm_in_{}", layer + 1),
-                vec![],
-            );
-        }
-    }
-    // enc: (S,K,B,H) -> (B,S,K,H) -> (B,S,K*H)
-    let t = g.node(
-        "Transpose",
-        &[&y],
-        "",
-        vec![attr_ints("perm", &[2, 0, 1, 3])],
-    );
-    let enc_raw = g.node("Reshape", &[&t, &shape_sb], "encoder_out", vec![]);
-    // final state: (K,B,H) -> (B,K,H) -> (B,K*H) = concat(forward, backward)
-    let t = g.node(
-        "Transpose",
-        &[&y_h],
-        "",
-        vec![attr_ints("perm", &[1, 0, 2])],
-    );
-    let final_state = g.node("Reshape", &[&t, &shape_b], "encoder_final_state", vec![]);
     let (enc, query) = if m.bidirectional {
         let pw = ckpt.tensor("encoder.projection.weight");
         let pw_t = g.init_f32("encoder.projection.weight_T", &[2 * h, h], &transpose(pw));
@@ -447,9 +368,11 @@ pub fn build_model(ckpt: &Checkpoint, metadata: &[(String, String)]) -> pb::Mode
         graph: Some(graph),
         metadata_props: metadata
             .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("lstm_form", form.as_str())])
             .map(|(k, v)| pb::StringStringEntryProto {
-                key: k.clone(),
-                value: v.clone(),
+                key: k.into(),
+                value: v.into(),
             })
             .collect(),
         ..Default::default()
