@@ -5,6 +5,8 @@
 //! - [`info`]: [`ModelInfo`], read from the ONNX file's metadata properties and its input shape.
 //! - [`outputs`]: [`ModelOutputs`], the five model outputs of a batch, with `p_up` helpers.
 //! - [`tract_backend`]: the pure-Rust CPU backend (tract), always available.
+//! - `chunks`: one batch run as chunks on several threads at once, each a single-threaded
+//!   call (both CPU backends).
 //! - [`ort_backend`]: ONNX Runtime loaded at run time (`load-dynamic`), CUDA or CPU execution
 //!   provider, and the search for the ONNX Runtime shared library.
 //!
@@ -12,6 +14,7 @@
 //! no `ort` or `tract` type appears in the public signatures, so callers (the scorer) and the
 //! parity suite treat every backend the same way.
 
+mod chunks;
 pub mod error;
 pub mod info;
 pub mod ort_backend;
@@ -113,8 +116,9 @@ pub struct LoadOptions {
     /// `ORT_DYLIB_PATH` and then the Python `onnxruntime` package are searched
     /// (see [`ort_backend::find_ort_library`]).
     pub ort_dylib_path: Option<PathBuf>,
-    /// Threads used inside one inference call (ort intra-op threads, tract matmul pool);
-    /// `None` = the backend's default (ort: all cores; tract: single thread).
+    /// Threads one inference call uses. On the CPU backends (ort-cpu, tract) a batch is cut
+    /// into chunks scored by this many single-threaded sessions at once; on ort-cuda, ONNX
+    /// Runtime's intra-op threads. `None` = all cores.
     pub intra_threads: Option<usize>,
 }
 

@@ -3,7 +3,8 @@
 //! The ONNX graph is parsed once into a tract inference model, and run in *chunks* of the
 //! sizes of a fixed ladder (1, 2, 4, ... [`MAX_CHUNK`]): a batch is cut into chunks of one
 //! ladder size (the last one padded with copies of the first window, its outputs dropped),
-//! and the chunks run on `intra_threads` threads at once, each a single-threaded tract plan.
+//! and the chunks run on `intra_threads` threads at once, each a single-threaded tract plan
+//! ([`crate::chunks`], shared with the ONNX Runtime CPU backend).
 //! Why: tract's own thread pool barely speeds up this model (measured 2,532 -> 2,790
 //! windows/s at batch 64 from one to two threads), while independent chunks scale with the
 //! cores; and a plan is optimised for one concrete batch (tract's ONNX LSTM needs a concrete
@@ -22,6 +23,7 @@ use tract_onnx::prelude::{
     IntoTValue, RunOptions, Tensor, TypedRunnableModel,
 };
 
+use crate::chunks::{self, ChunkResult, Cut};
 use crate::{
     check_input, BackendKind, InferError, InferenceModel, LoadOptions, ModelInfo, ModelOutputs,
     OUTPUT_NAMES,
@@ -38,8 +40,6 @@ pub fn chunk_size(batch: usize, threads: usize) -> usize {
 }
 
 type Plan = Arc<TypedRunnableModel>;
-/// One chunk's five outputs in contract order.
-type ChunkResult = Result<[Vec<f32>; 5], InferError>;
 
 fn terr(e: impl std::fmt::Display) -> InferError {
     InferError::Backend {
@@ -161,80 +161,20 @@ impl InferenceModel for TractModel {
 
     fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
         check_input(&self.info, features, batch)?;
-        let per_window = self.info.sequence_length * self.info.input_dim;
-        let chunk = chunk_size(batch, self.threads);
-        let n_chunks = batch.div_ceil(chunk);
-        // the last chunk padded with copies of the first window
-        let padded: Option<Vec<f32>> = (!batch.is_multiple_of(chunk)).then(|| {
-            let start = (n_chunks - 1) * chunk;
-            let mut p = features[start * per_window..].to_vec();
-            while p.len() < chunk * per_window {
-                p.extend_from_slice(&features[..per_window]);
-            }
-            p
-        });
-        let chunk_input = |c: usize| -> &[f32] {
-            match &padded {
-                Some(p) if c == n_chunks - 1 => p,
-                _ => &features[c * chunk * per_window..(c + 1) * chunk * per_window],
-            }
+        let cut = Cut {
+            chunk: chunk_size(batch, self.threads),
+            pad: true,
+            workers: self.threads,
         };
-        let results: Vec<ChunkResult> = if n_chunks == 1 {
-            vec![self.run_chunk(chunk_input(0), chunk)]
-        } else {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let slots: Vec<Mutex<Option<ChunkResult>>> =
-                (0..n_chunks).map(|_| Mutex::new(None)).collect();
-            let work = || loop {
-                let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if c >= n_chunks {
-                    break;
-                }
-                *lock(&slots[c]) = Some(self.run_chunk(chunk_input(c), chunk));
-            };
-            std::thread::scope(|s| {
-                for _ in 1..self.threads.min(n_chunks) {
-                    s.spawn(work);
-                }
-                work();
-            });
-            slots
-                .into_iter()
-                .map(|m| {
-                    m.into_inner()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .unwrap_or_else(|| Err(rerr("a chunk was not run")))
-                })
-                .collect()
-        };
-        let seq = self.info.sequence_length;
-        let widths = [1, 2, 1, 2, seq];
-        let mut outs: [Vec<f32>; 5] = widths.map(|w| Vec::with_capacity(batch * w));
-        for (c, r) in results.into_iter().enumerate() {
-            let r = r?;
-            let rows = chunk.min(batch - c * chunk);
-            for k in 0..5 {
-                let want = rows * widths[k];
-                let got = r[k].get(..want).ok_or_else(|| {
-                    rerr(format!(
-                        "output {k} of a chunk holds {} values, not {want}",
-                        r[k].len()
-                    ))
-                })?;
-                outs[k].extend_from_slice(got);
-            }
-        }
-        let [trend_7d, direction_7d, trend_30d, direction_30d, attention] = outs;
-        ModelOutputs {
+        chunks::run(
+            features,
             batch,
-            seq_len: seq,
-            trend_7d,
-            direction_7d,
-            trend_30d,
-            direction_30d,
-            attention,
-        }
-        .check("tract")
+            self.info.sequence_length * self.info.input_dim,
+            self.info.sequence_length,
+            cut,
+            "tract",
+            |_, x, n| self.run_chunk(x, n),
+        )
     }
 }
 

@@ -199,7 +199,9 @@ pub struct ModelConfig {
     pub backend: BackendChoice,
     /// Path of `libonnxruntime.so` for the ort backends; unset = the loader's default.
     pub ort_dylib_path: Option<PathBuf>,
-    /// Intra-op threads of the backend; unset = the backend's default.
+    /// Threads one inference call uses: on the CPU backends a batch is cut into chunks scored
+    /// by this many single-threaded sessions at once (infer/README.md); on ort-cuda, ONNX
+    /// Runtime's intra-op threads. Unset = all cores.
     pub intra_threads: Option<usize>,
     /// How often the model file is checked for a new version, in ms; 0 = no hot reload.
     /// Default 5000.

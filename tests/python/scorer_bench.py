@@ -125,13 +125,20 @@ class S3Out:
 S3 = None
 
 
+ROWS_IN_FILE = {}  # durable files never change: each footer is read once
+
+
 def count_rows(out):
+    """Rows in the durable files under `out`, polled by the clock loop: each file's footer is
+    read once, so the measuring costs the consumer under test little CPU."""
     if out.startswith("s3://"):
         return S3.count(out.removeprefix("s3://bench/"))
     n = 0
     for f in glob.glob(os.path.join(out, "**", "*.parquet"), recursive=True):
         if not os.path.basename(f).startswith("."):
-            n += pq.ParquetFile(f).metadata.num_rows
+            if f not in ROWS_IN_FILE:
+                ROWS_IN_FILE[f] = pq.ParquetFile(f).metadata.num_rows
+            n += ROWS_IN_FILE[f]
     return n
 
 
@@ -211,6 +218,17 @@ def infer_seconds(kind, log_path, http_port):
     return float(m.group(1)) if m else float("nan")
 
 
+def mean_batch(kind, log_path, http_port):
+    """Mean windows per inference call (the scorer's batch_size histogram; the Python
+    consumer's flushes are not counted)."""
+    if kind == "python":
+        return float("nan")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
+    s = re.search(r"scorer_batch_size_sum ([0-9.e+-]+)", text)
+    n = re.search(r"scorer_batch_size_count ([0-9.e+-]+)", text)
+    return float(s.group(1)) / float(n.group(1)) if s and n and float(n.group(1)) else float("nan")
+
+
 def bench_one(kind, broker, model, args, tmp):
     res = {}
     # 1. throughput
@@ -239,6 +257,7 @@ def bench_one(kind, broker, model, args, tmp):
         res["rows_per_s"] = len(rows) / el
         res["preds_per_s"] = expected / el
         res["infer_share"] = infer_seconds(kind, log, port) / el
+        res["mean_batch"] = mean_batch(kind, log, port)
     finally:
         proc.terminate(); proc.wait(30)
     if kind.endswith("-s3"):
