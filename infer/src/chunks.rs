@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::{InferError, ModelOutputs};
+use crate::{InferError, ModelInfo, ModelOutputs};
 
 /// One chunk's five outputs in contract order.
 pub(crate) type ChunkResult = Result<[Vec<f32>; 5], InferError>;
@@ -40,14 +40,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Runs `batch` windows of `features` (each `per_window` values, windows `seq` steps long) as
-/// chunks cut by `cut`: `run(worker, input, windows)` scores one chunk of `windows` windows.
-/// Returns the outputs of the `batch` real windows in order, checked for `backend`.
+/// Runs `batch` windows of `features` (shaped as `info` says) as chunks cut by `cut`:
+/// `run(worker, input, windows)` scores one chunk of `windows` windows. Returns the outputs
+/// of the `batch` real windows in order, checked for `backend`.
 pub(crate) fn run<F>(
     features: &[f32],
     batch: usize,
-    per_window: usize,
-    seq: usize,
+    info: &ModelInfo,
     cut: Cut,
     backend: &'static str,
     run: F,
@@ -55,6 +54,7 @@ pub(crate) fn run<F>(
 where
     F: Fn(usize, &[f32], usize) -> ChunkResult + Sync,
 {
+    let (seq, per_window) = (info.sequence_length, info.sequence_length * info.input_dim);
     let chunk = cut.chunk.clamp(1, batch.max(1));
     let n_chunks = batch.div_ceil(chunk);
     let rows_of = |c: usize| chunk.min(batch - c * chunk);
@@ -168,8 +168,20 @@ mod tests {
                 first.iter().flat_map(|v| [*v, -v]).collect(),
                 first.clone(),
                 first.iter().flat_map(|v| [*v, -v]).collect(),
-                first.iter().flat_map(|v| [*v, 1.0 - v]).collect(),
+                vec![1.0; n],
             ])
+        }
+    }
+
+    /// Windows of one step of 3 features; attention then has one value per window.
+    fn info() -> ModelInfo {
+        ModelInfo {
+            model_version: "fake".into(),
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            sequence_length: 1,
+            input_dim: 3,
+            horizons: vec![7, 30],
+            metrics_json: "{}".into(),
         }
     }
 
@@ -190,10 +202,10 @@ mod tests {
                     pad,
                     workers,
                 };
-                let out = run(&features(batch), batch, 3, 2, cut, "fake", fake(&used)).unwrap();
+                let out = run(&features(batch), batch, &info(), cut, "fake", fake(&used)).unwrap();
                 let want: Vec<f32> = (0..batch).map(|i| i as f32 / 100.0).collect();
                 assert_eq!(out.trend_7d, want, "batch {batch} chunk {chunk} pad {pad}");
-                assert_eq!(out.attention.len(), batch * 2);
+                assert_eq!(out.attention.len(), batch);
                 let calls = lock(&used).clone();
                 assert_eq!(calls.len(), batch.div_ceil(chunk.min(batch)));
                 let scored: usize = calls.iter().map(|c| c.1).sum();
@@ -214,7 +226,7 @@ mod tests {
             pad: false,
             workers: 2,
         };
-        let err = run(&features(6), 6, 3, 2, cut, "fake", |_, x, _| {
+        let err = run(&features(6), 6, &info(), cut, "fake", |_, x, _| {
             if x[0] > 0.01 {
                 Err(run_error("fake", "boom".into()))
             } else {
@@ -238,7 +250,7 @@ mod tests {
             pad: false,
             workers: 1,
         };
-        let err = run(&features(4), 4, 3, 2, cut, "fake", |_, _, _| {
+        let err = run(&features(4), 4, &info(), cut, "fake", |_, _, _| {
             Ok([vec![0.0; 1], vec![], vec![], vec![], vec![]])
         })
         .unwrap_err();

@@ -300,8 +300,7 @@ impl InferenceModel for OrtModel {
         chunks::run(
             features,
             batch,
-            self.info.sequence_length * self.info.input_dim,
-            self.info.sequence_length,
+            &self.info,
             cut,
             self.backend_name(),
             |k, x, n| self.run_on(k, x, n),

@@ -166,15 +166,9 @@ impl InferenceModel for TractModel {
             pad: true,
             workers: self.threads,
         };
-        chunks::run(
-            features,
-            batch,
-            self.info.sequence_length * self.info.input_dim,
-            self.info.sequence_length,
-            cut,
-            "tract",
-            |_, x, n| self.run_chunk(x, n),
-        )
+        chunks::run(features, batch, &self.info, cut, "tract", |_, x, n| {
+            self.run_chunk(x, n)
+        })
     }
 }
 

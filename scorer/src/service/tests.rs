@@ -382,18 +382,7 @@ fn a_failed_delivery_never_lets_its_offset_be_committed() {
     );
     let r = start(&cfg);
     let e = r.handle.join().unwrap().unwrap_err();
-    let (partition, offset) = match &e {
-        ScorerError::Delivery {
-            topic,
-            partition,
-            offset,
-            ..
-        } => {
-            assert_eq!(topic, "preds");
-            (*partition, *offset)
-        }
-        other => panic!("expected a delivery error, got {other}"),
-    };
+    let (partition, offset) = failed_delivery(&e, "preds");
     assert!(e.to_string().contains("not stored past it"), "{e}");
     let c = committed(&brokers, "g", "in", 2);
     assert!(
@@ -408,6 +397,23 @@ fn a_failed_delivery_never_lets_its_offset_be_committed() {
     check_exact(&read_all_predictions(dir.path()).unwrap(), tickers, 16);
     let keys: std::collections::HashSet<_> = topic_keys(&brokers, "preds", 2).into_iter().collect();
     assert_eq!(keys.len(), expected, "every prediction is in the topic");
+}
+
+/// The partition and offset of the record whose delivery to `want_topic` failed, from the
+/// service's error (a panic when it is any other error).
+fn failed_delivery(e: &ScorerError, want_topic: &str) -> (i32, i64) {
+    match e {
+        ScorerError::Delivery {
+            topic,
+            partition,
+            offset,
+            ..
+        } => {
+            assert_eq!(topic, want_topic);
+            (*partition, *offset)
+        }
+        other => panic!("expected a delivery error, got {other}"),
+    }
 }
 
 /// A file rolls while a record produced for one of its rows still waits for the broker (here
@@ -441,18 +447,7 @@ fn a_commit_never_falls_inside_a_durable_file() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
     let e = start(&cfg).handle.join().unwrap().unwrap_err();
-    let (partition, offset) = match &e {
-        ScorerError::Delivery {
-            topic,
-            partition,
-            offset,
-            ..
-        } => {
-            assert_eq!(topic, "dlq");
-            (*partition, *offset)
-        }
-        other => panic!("expected a delivery error, got {other}"),
-    };
+    let (partition, offset) = failed_delivery(&e, "dlq");
     // the precondition: the first run left a durable file with rows before and after it
     let first = read_all_predictions(dir.path()).unwrap();
     let offsets: Vec<i64> = first
