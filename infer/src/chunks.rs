@@ -36,8 +36,19 @@ fn widths(seq: usize) -> [usize; 5] {
     [1, 2, 1, 2, seq]
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`, taking the value over from a thread that panicked while holding it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The worker threads for `LoadOptions::intra_threads`: as configured, unset = all cores;
+/// at least 1.
+pub(crate) fn workers(intra_threads: Option<usize>) -> usize {
+    intra_threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+        .max(1)
 }
 
 /// Runs `batch` windows of `features` (shaped as `info` says) as chunks cut by `cut`:

@@ -21,7 +21,7 @@ use ort::ep::ExecutionProvider;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::chunks::{self, ChunkResult, Cut};
+use crate::chunks::{self, lock, ChunkResult, Cut};
 use crate::{
     check_input, BackendKind, InferError, InferenceModel, LoadOptions, ModelInfo, ModelOutputs,
     OUTPUT_NAMES,
@@ -181,13 +181,7 @@ impl OrtModel {
                 sessions: vec![Mutex::new(session)],
             });
         }
-        let workers = opts
-            .intra_threads
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            })
-            .max(1);
-        let sessions = (0..workers)
+        let sessions = (0..chunks::workers(opts.intra_threads))
             .map(|_| -> Result<Mutex<Session>, InferError> {
                 let mut builder = Session::builder(env)
                     .map_err(berr)?
@@ -225,9 +219,7 @@ impl OrtModel {
             features,
         ))
         .map_err(rerr)?;
-        let mut session = self.sessions[k % self.sessions.len()]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut session = lock(&self.sessions[k % self.sessions.len()]);
         let outputs = session
             .run(ort::inputs![crate::INPUT_NAME => input])
             .map_err(rerr)?;

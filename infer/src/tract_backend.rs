@@ -23,7 +23,7 @@ use tract_onnx::prelude::{
     IntoTValue, RunOptions, Tensor, TypedRunnableModel,
 };
 
-use crate::chunks::{self, ChunkResult, Cut};
+use crate::chunks::{self, lock, ChunkResult, Cut};
 use crate::{
     check_input, BackendKind, InferError, InferenceModel, LoadOptions, ModelInfo, ModelOutputs,
     OUTPUT_NAMES,
@@ -89,15 +89,12 @@ impl TractModel {
                 })
                 .ok_or_else(|| terr(format!("output {name:?} not found in the tract graph")))?;
         }
-        let threads = opts.intra_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
         let model = TractModel {
             info,
             inference,
             plans: Mutex::new(Vec::new()),
             output_order,
-            threads: threads.max(1),
+            threads: chunks::workers(opts.intra_threads),
         };
         // Build the batch-1 plan now, so a model tract cannot run fails at load time.
         model.plan_for(1)?;
@@ -144,10 +141,6 @@ impl TractModel {
         };
         Ok([take(0)?, take(1)?, take(2)?, take(3)?, take(4)?])
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl InferenceModel for TractModel {

@@ -209,24 +209,21 @@ def wait_ready(log_path, proc, timeout=60, settle=0.5):
     raise RuntimeError(f"consumer not ready: {open(log_path).read()[-2000:]}")
 
 
-def infer_seconds(kind, log_path, http_port):
+def inference_stats(kind, log_path, http_port):
+    """(seconds spent in inference, mean windows per inference call), from one read of the
+    scorer's /metrics (the Python consumer logs its seconds; its flushes are not counted)."""
+    nan = float("nan")
     if kind == "python":
         vals = re.findall(r"infer_s ([0-9.e-]+)", open(log_path).read())
-        return float(vals[-1]) if vals else float("nan")
+        return (float(vals[-1]) if vals else nan), nan
     text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
-    m = re.search(r"scorer_inference_seconds_sum ([0-9.e+-]+)", text)
-    return float(m.group(1)) if m else float("nan")
 
+    def metric(name):
+        m = re.search(rf"{name} ([0-9.e+-]+)", text)
+        return float(m.group(1)) if m else nan
 
-def mean_batch(kind, log_path, http_port):
-    """Mean windows per inference call (the scorer's batch_size histogram; the Python
-    consumer's flushes are not counted)."""
-    if kind == "python":
-        return float("nan")
-    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
-    s = re.search(r"scorer_batch_size_sum ([0-9.e+-]+)", text)
-    n = re.search(r"scorer_batch_size_count ([0-9.e+-]+)", text)
-    return float(s.group(1)) / float(n.group(1)) if s and n and float(n.group(1)) else float("nan")
+    calls = metric("scorer_batch_size_count")
+    return metric("scorer_inference_seconds_sum"), (metric("scorer_batch_size_sum") / calls if calls else nan)
 
 
 def bench_one(kind, broker, model, args, tmp):
@@ -256,8 +253,8 @@ def bench_one(kind, broker, model, args, tmp):
         el = time.monotonic() - t0
         res["rows_per_s"] = len(rows) / el
         res["preds_per_s"] = expected / el
-        res["infer_share"] = infer_seconds(kind, log, port) / el
-        res["mean_batch"] = mean_batch(kind, log, port)
+        seconds, res["mean_batch"] = inference_stats(kind, log, port)
+        res["infer_share"] = seconds / el
     finally:
         proc.terminate(); proc.wait(30)
     if kind.endswith("-s3"):
