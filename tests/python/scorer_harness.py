@@ -349,6 +349,23 @@ def restores(log_text: str) -> List[tuple]:
             for p, c, r, cl, t, src, secs in RESTORED.findall(log_text)]
 
 
+def wait_restores(scorer: "Scorer", n: int, timeout: float = 60.0) -> List[tuple]:
+    """Waits until the scorer has logged n "windows restored" lines after its last "partitions
+    assigned" line (a rebalance's restores follow the assignment; reading the log in between
+    sees the previous assignment's restores) and returns them."""
+    deadline = time.monotonic() + timeout
+    after: List[tuple] = []
+    while time.monotonic() < deadline:
+        text = scorer.log()
+        at = text.rfind("partitions assigned")
+        after = restores(text[at:]) if at >= 0 else []
+        if len(after) >= n:
+            return after
+        assert scorer.alive(), f"scorer exited early:\n{text[-4000:]}"
+        time.sleep(0.2)
+    raise AssertionError(f"{len(after)} of {n} restores after the last assignment:\n{scorer.log()[-4000:]}")
+
+
 def wait_rows(out_dir: str, n: int, timeout: float, procs: Iterable[Scorer] = ()) -> List[dict]:
     """Waits until the output holds n rows (and nothing changes for a moment)."""
     deadline = time.monotonic() + timeout

@@ -268,7 +268,8 @@ def test_two_instances_split_and_take_over(tmp_path, broker, model):
         last = re.findall(r"partitions assigned.*recover=(\[[^\]]*\])", a.log())[-1]
         assert len(re.findall(r"\((\d+), (-?\d+)\)", last)) == 4, f"a should own all 4 partitions at the end: {last}"
         # the partitions moved with their windows: restored from the changelog b flushed on revoke
-        moved = h.restores(a.log())[-4:]
+        # (wait for them: the rows can all be durable before a's last rebalance has restored)
+        moved = h.wait_restores(a, 4)
         assert all(r[5] == "changelog" for r in moved), moved
         assert sum(r[4] for r in moved) > 0, moved
     finally:
