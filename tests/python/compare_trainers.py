@@ -402,7 +402,9 @@ def print_report(res: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. N-1) [5]")
+    ap.add_argument("--seeds", type=int, default=5, help="number of seeds (--first-seed .. --first-seed + N - 1) [5]")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="first seed, to add seeds to an earlier run (--first-seed 5 --seeds 5: seeds 5..9) [0]")
     ap.add_argument("--epochs", type=int, default=12, help="epochs per run [12]")
     ap.add_argument("--json-out", type=Path, help="write every figure here as JSON")
     ap.add_argument("--trainer", type=Path, action="append",
@@ -444,7 +446,7 @@ def _compare(args, recipe: dict, work: Path) -> dict:
     rows = make_rows(args.source, args.features, args.trainer[0], work, args.tickers, args.weeks, args.data_seed)
     cfg_path = work / "train.toml"
     cfg_path.write_text(recipe_toml(recipe))
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     labels = trainer_labels(args.trainer)
     res = dict(recipe=recipe, seeds=seeds, data=dict(source=args.source, tickers=args.tickers, weeks=args.weeks, seed=args.data_seed),
                trainers={lb: str(p) for lb, p in zip(labels, args.trainer)},

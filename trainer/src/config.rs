@@ -63,6 +63,11 @@ pub struct TrainingConfig {
     pub num_threads: usize,
     /// Show a progress bar with the live loss (drawn only on a terminal).
     pub progress: bool,
+    /// Shuffle the training windows each epoch (a seeded permutation). `false` takes the
+    /// batches in the training split's order (tickers by name, then weeks), the same every
+    /// epoch: for reproducing a run step by step in another framework
+    /// (tests/python/test_trainer_lockstep.py), not for real training.
+    pub shuffle: bool,
 }
 
 impl Default for TrainingConfig {
@@ -78,6 +83,7 @@ impl Default for TrainingConfig {
             device: "auto".to_string(),
             num_threads: 0,
             progress: true,
+            shuffle: true,
         }
     }
 }

@@ -357,7 +357,11 @@ pub fn fit_prepared(
         let t0 = Instant::now();
         tch::manual_seed(seed.wrapping_add(1 + epoch as u64) as i64);
         opt.lr = state.scheduler.lr(epoch);
-        let order = data::epoch_order(n, seed, epoch);
+        let order = if cfg.training.shuffle {
+            data::epoch_order(n, seed, epoch)
+        } else {
+            (0..n as i64).collect()
+        };
         let pb = progress_bar(n_batches as u64, cfg.training.progress, epoch, epochs);
         let mut sums = [0.0f64; 5];
         let mut grad_norm_sum = 0.0;
