@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -197,6 +197,21 @@ def check_scaler(py: dict, trainer: dict) -> None:
         if not np.allclose(a, b, rtol=1e-5, atol=1e-6):
             raise RuntimeError(f"the rebuilt scaler differs from the trainer's scaler.json ({k}, max "
                                f"{np.abs(a - b).max():.3g})")
+
+
+def trainer_windows(rows: Path, ckpt: Path) -> Tuple[Dict[str, dict], dict]:
+    """The windows `trainer fit` trained, validated and tested on (checkpoint `ckpt`), rebuilt
+    from `rows` by the trainer's rules and checked against the checkpoint (split counts and
+    dates, scaler): each split's tensors normalised with the trainer's scaler, and the split
+    summary."""
+    cfg = json.loads((ckpt / "config.json").read_text())
+    seq = cfg["sequence"]
+    corpus = Corpus(rows, cfg["features"]["names"], seq["sequence_length"])
+    tr, va, te, summary = corpus.time_split(seq["train_ratio"], seq["val_ratio"])
+    scaler = json.loads((ckpt / "scaler.json").read_text())
+    check_split(summary, json.loads((ckpt / "metrics.json").read_text())["split"])
+    check_scaler(corpus.scaler(tr), scaler)
+    return {k: corpus.tensors(ws, scaler) for k, ws in (("train", tr), ("val", va), ("test", te))}, summary
 
 
 # ----------------------------------------------------------------------------------------------
@@ -461,14 +476,7 @@ def _compare(args, recipe: dict, work: Path) -> dict:
             cfg = json.loads((ckpt / "config.json").read_text())
             tm = json.loads((ckpt / "metrics.json").read_text())
             if data is None:
-                seq = cfg["sequence"]
-                corpus = Corpus(rows, cfg["features"]["names"], seq["sequence_length"])
-                tr, va, te, summary = corpus.time_split(seq["train_ratio"], seq["val_ratio"])
-                scaler = json.loads((ckpt / "scaler.json").read_text())
-                check_split(summary, tm["split"])
-                check_scaler(corpus.scaler(tr), scaler)
-                data = {k: corpus.tensors(ws, scaler) for k, ws in (("train", tr), ("val", va), ("test", te))}
-                res["split"] = summary
+                data, res["split"] = trainer_windows(rows, ckpt)
                 model_cfg = cfg["model"]
             check_split(res["split"], tm["split"])
             test_x = data["test"]["x"]

@@ -115,18 +115,12 @@ def lockstep(tmp_path_factory):
     ckpt = work / "fit"
     cfg = json.loads((ckpt / "config.json").read_text())
     assert cfg["model"]["dropout_rate"] == DROPOUT
-    seq = cfg["sequence"]
-    corpus = ct.Corpus(rows, cfg["features"]["names"], seq["sequence_length"])
-    tr, va, te, summary = corpus.time_split(seq["train_ratio"], seq["val_ratio"])
-    scaler = json.loads((ckpt / "scaler.json").read_text())
-    ct.check_split(summary, json.loads((ckpt / "metrics.json").read_text())["split"])
-    ct.check_scaler(corpus.scaler(tr), scaler)
-    data = {"train": corpus.tensors(tr, scaler)}
+    data, split = ct.trainer_windows(rows, ckpt)
     init = work / "init" / "model.safetensors"
     history = json.loads((ckpt / "history.json").read_text())
     runs = {v: torch_loop(cfg["model"], init, data, v) for v in ("faithful", *VARIANTS)}
     return dict(start=load_file(str(init)), trainer=load_file(str(ckpt / "last.safetensors")),
-                trainer_losses=[e["train"]["total"] for e in history], runs=runs, n_train=len(tr))
+                trainer_losses=[e["train"]["total"] for e in history], runs=runs, n_train=split["train"])
 
 
 def test_the_trainer_takes_pytorchs_steps(lockstep):
