@@ -155,12 +155,19 @@ pub const CPU_MAX_CHUNK: usize = 64;
 /// chunks on all of them at once ([`crate::chunks`]): ONNX Runtime's own intra-op pool waits
 /// for its slowest thread in every parallel section, so on a machine shared with the broker
 /// and the Parquet encoder it lost more than half its speed, where independent sessions
-/// lose only the time their own core is taken. On CUDA, one session takes the whole batch.
+/// lose only the time their own core is taken. A batch smaller than the worker count cannot
+/// keep every worker busy that way, so it runs on `pooled`, one session with ONNX Runtime's
+/// own pool of that many threads (its LSTM runs the two directions in parallel): at batch 1
+/// that is what Python onnxruntime with the same threads does. On CUDA, one session takes
+/// the whole batch.
 pub struct OrtModel {
     info: ModelInfo,
     kind: BackendKind,
     /// `Session::run` needs `&mut`: one call at a time per session; worker `k` uses session `k`.
     sessions: Vec<Mutex<Session>>,
+    /// CPU with two or more workers: one session on `sessions.len()` intra-op threads, for
+    /// batches of fewer windows than workers.
+    pooled: Option<Mutex<Session>>,
 }
 
 impl OrtModel {
@@ -179,23 +186,28 @@ impl OrtModel {
                 info,
                 kind: BackendKind::OrtCuda,
                 sessions: vec![Mutex::new(session)],
+                pooled: None,
             });
         }
-        let sessions = (0..chunks::workers(opts.intra_threads))
-            .map(|_| -> Result<Mutex<Session>, InferError> {
-                let mut builder = Session::builder(env)
-                    .map_err(berr)?
-                    .with_intra_threads(1)
-                    .map_err(berr)?
-                    .with_inter_threads(1)
-                    .map_err(berr)?;
-                Ok(Mutex::new(builder.commit_from_memory(bytes).map_err(berr)?))
-            })
+        let workers = chunks::workers(opts.intra_threads);
+        let cpu_session = |threads: usize| -> Result<Mutex<Session>, InferError> {
+            let mut builder = Session::builder(env)
+                .map_err(berr)?
+                .with_intra_threads(threads)
+                .map_err(berr)?
+                .with_inter_threads(1)
+                .map_err(berr)?;
+            Ok(Mutex::new(builder.commit_from_memory(bytes).map_err(berr)?))
+        };
+        let sessions = (0..workers)
+            .map(|_| cpu_session(1))
             .collect::<Result<Vec<_>, _>>()?;
+        let pooled = (workers > 1).then(|| cpu_session(workers)).transpose()?;
         Ok(OrtModel {
             info,
             kind: BackendKind::OrtCpu,
             sessions,
+            pooled,
         })
     }
 
@@ -209,6 +221,11 @@ impl OrtModel {
 
     /// Scores `batch` windows on session `k`; the five outputs in contract order.
     fn run_on(&self, k: usize, features: &[f32], batch: usize) -> ChunkResult {
+        self.run_session(&self.sessions[k % self.sessions.len()], features, batch)
+    }
+
+    /// Scores `batch` windows on `session`; the five outputs in contract order.
+    fn run_session(&self, session: &Mutex<Session>, features: &[f32], batch: usize) -> ChunkResult {
         let backend = self.backend_name();
         let rerr = |e: ort::Error| InferError::Run {
             backend,
@@ -219,7 +236,7 @@ impl OrtModel {
             features,
         ))
         .map_err(rerr)?;
-        let mut session = lock(&self.sessions[k % self.sessions.len()]);
+        let mut session = lock(session);
         let outputs = session
             .run(ort::inputs![crate::INPUT_NAME => input])
             .map_err(rerr)?;
@@ -276,6 +293,21 @@ impl InferenceModel for OrtModel {
     fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
         check_input(&self.info, features, batch)?;
         let workers = self.sessions.len();
+        if let Some(pooled) = self.pooled.as_ref().filter(|_| batch < workers) {
+            let whole = Cut {
+                chunk: batch,
+                pad: false,
+                workers: 1,
+            };
+            return chunks::run(
+                features,
+                batch,
+                &self.info,
+                whole,
+                self.backend_name(),
+                |_, x, n| self.run_session(pooled, x, n),
+            );
+        }
         let cut = if self.kind == BackendKind::OrtCuda {
             Cut {
                 chunk: batch,
