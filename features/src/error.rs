@@ -34,7 +34,7 @@ pub enum FeaturesError {
     Arrow {
         path: PathBuf,
         #[source]
-        source: arrow::error::ArrowError,
+        source: arrow_schema::ArrowError,
     },
     /// One cell is wrong: unparsable, missing, non-positive, out of order or duplicated.
     #[error("{path}: row {row}, column `{column}`: {message}")]

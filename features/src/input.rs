@@ -20,9 +20,11 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Date32Type, Float64Type};
-use arrow::record_batch::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type};
+use arrow_array::Array;
+use arrow_array::RecordBatch;
+use arrow_schema::DataType;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use serde::{Deserialize, Serialize};
@@ -224,9 +226,9 @@ impl RowSource for CsvSource {
 
 /// Parquet columns converted per batch to one of three kinds.
 enum Col {
-    Str(arrow::array::StringArray),
-    Num(arrow::array::Float64Array),
-    Date(arrow::array::Date32Array),
+    Str(arrow_array::StringArray),
+    Num(arrow_array::Float64Array),
+    Date(arrow_array::Date32Array),
 }
 
 struct ParquetSource {
@@ -249,15 +251,15 @@ impl ParquetSource {
             let a = batch.column(i);
             let col = match a.data_type() {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                    let c = arrow::compute::cast(a, &DataType::Utf8).map_err(arrow_err)?;
+                    let c = arrow_cast::cast(a, &DataType::Utf8).map_err(arrow_err)?;
                     Col::Str(c.as_string::<i32>().clone())
                 }
                 DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => {
-                    let c = arrow::compute::cast(a, &DataType::Date32).map_err(arrow_err)?;
+                    let c = arrow_cast::cast(a, &DataType::Date32).map_err(arrow_err)?;
                     Col::Date(c.as_primitive::<Date32Type>().clone())
                 }
                 t if t.is_numeric() => {
-                    let c = arrow::compute::cast(a, &DataType::Float64).map_err(arrow_err)?;
+                    let c = arrow_cast::cast(a, &DataType::Float64).map_err(arrow_err)?;
                     Col::Num(c.as_primitive::<Float64Type>().clone())
                 }
                 t => {

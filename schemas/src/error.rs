@@ -23,7 +23,7 @@ pub enum SchemaError {
         source: parquet::errors::ParquetError,
     },
     #[error("arrow: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
+    Arrow(#[from] arrow_schema::ArrowError),
     #[error("{path}: unsupported file type (expected .parquet, .csv or .csv.gz)")]
     UnsupportedFormat { path: PathBuf },
     #[error("{path}: missing column `{column}`")]

@@ -7,14 +7,14 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float32Array, Float32Builder, Int32Array, Int64Array,
-    ListBuilder, RecordBatch, StringArray, TimestampMillisecondArray,
+use arrow_array::builder::{Float32Builder, ListBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float32Type, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{
+    Array, ArrayRef, Date32Array, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
 };
-use arrow::datatypes::{
-    DataType, Date32Type, Field, Float32Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
-    TimestampMillisecondType,
-};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 

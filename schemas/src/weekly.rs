@@ -12,10 +12,11 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float32Array, Float32Builder, RecordBatch, StringArray,
-};
-use arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Schema, SchemaRef};
+use arrow_array::builder::Float32Builder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float32Type, Float64Type};
+use arrow_array::{Array, ArrayRef, Date32Array, Float32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -192,7 +193,7 @@ pub fn ticker_counts(path: &Path) -> Result<HashMap<String, usize>, SchemaError>
                 .map_err(SchemaError::parquet(path))?;
             for batch in reader {
                 let batch = batch?;
-                let col = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+                let col = arrow_cast::cast(batch.column(0), &DataType::Utf8)?;
                 let col = col.as_string::<i32>();
                 for t in col.iter().flatten() {
                     *counts.entry(t.to_string()).or_default() += 1;
@@ -384,8 +385,8 @@ fn read_csv<R: Read>(
 
 /// A float column of a Parquet batch, read as f64 whatever its width.
 enum FloatCol<'a> {
-    F32(&'a arrow::array::PrimitiveArray<Float32Type>),
-    F64(&'a arrow::array::PrimitiveArray<Float64Type>),
+    F32(&'a arrow_array::PrimitiveArray<Float32Type>),
+    F64(&'a arrow_array::PrimitiveArray<Float64Type>),
 }
 
 impl FloatCol<'_> {
@@ -440,7 +441,7 @@ fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<WeeklyRo
             DataType::Utf8
             | DataType::LargeUtf8
             | DataType::Utf8View
-            | DataType::Dictionary(_, _) => arrow::compute::cast(ticker_arr, &DataType::Utf8)?,
+            | DataType::Dictionary(_, _) => arrow_cast::cast(ticker_arr, &DataType::Utf8)?,
             other => {
                 return Err(SchemaError::WrongType {
                     path: path.to_path_buf(),
@@ -456,12 +457,12 @@ fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<WeeklyRo
         let week_days;
         match week_arr.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                week_strings = Some(arrow::compute::cast(week_arr, &DataType::Utf8)?);
+                week_strings = Some(arrow_cast::cast(week_arr, &DataType::Utf8)?);
                 week_days = None;
             }
             DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => {
                 week_strings = None;
-                week_days = Some(arrow::compute::cast(week_arr, &DataType::Date32)?);
+                week_days = Some(arrow_cast::cast(week_arr, &DataType::Date32)?);
             }
             other => {
                 return Err(SchemaError::WrongType {
@@ -668,7 +669,7 @@ mod tests {
 
     #[test]
     fn parquet_accepts_float64_and_string_dates_and_rejects_wrong_types() {
-        use arrow::array::{Float64Array, StringArray};
+        use arrow_array::{Float64Array, StringArray};
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, feature_type: DataType, bad_value: Option<f64>| -> PathBuf {
             let mut fields = vec![

@@ -847,7 +847,7 @@ mod tests {
 
     #[test]
     fn extreme_dates_in_the_input_are_a_clear_error_not_a_panic() {
-        use arrow::array::{Date32Array, RecordBatch};
+        use arrow_array::{Date32Array, RecordBatch};
         let dir = tempfile::tempdir().unwrap();
         let good = trendscore_schemas::rows_to_batch(&rows(1, 1, None)).unwrap();
         let idx = good.schema().index_of("week").unwrap();

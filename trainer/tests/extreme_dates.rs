@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow::array::Date32Array;
-use arrow::record_batch::RecordBatch;
+use arrow_array::Date32Array;
+use arrow_array::RecordBatch;
 use chrono::{Duration, NaiveDate};
 use parquet::arrow::ArrowWriter;
 use trendscore_schemas::dates::date_to_days;

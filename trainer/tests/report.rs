@@ -8,8 +8,9 @@ use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Date32Type, Float32Type, Int32Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float32Type, Int32Type};
+use arrow_array::Array;
 use chrono::{Duration, NaiveDate};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use trendscore_schemas::synth::synthetic_rows;
@@ -251,7 +252,7 @@ fn baselines_on_a_hand_made_series() {
     assert_close!(evaluate(&last[0], &t, &blocks, &[]).brier.unwrap(), 0.0);
 }
 
-fn read_parquet(path: &Path) -> Vec<arrow::record_batch::RecordBatch> {
+fn read_parquet(path: &Path) -> Vec<arrow_array::RecordBatch> {
     ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
         .unwrap()
         .build()
@@ -260,7 +261,7 @@ fn read_parquet(path: &Path) -> Vec<arrow::record_batch::RecordBatch> {
         .collect()
 }
 
-fn dates(b: &arrow::record_batch::RecordBatch, name: &str) -> Vec<NaiveDate> {
+fn dates(b: &arrow_array::RecordBatch, name: &str) -> Vec<NaiveDate> {
     let epoch = day("1970-01-01");
     b.column_by_name(name)
         .unwrap()
@@ -271,12 +272,12 @@ fn dates(b: &arrow::record_batch::RecordBatch, name: &str) -> Vec<NaiveDate> {
         .collect()
 }
 
-fn strings(b: &arrow::record_batch::RecordBatch, name: &str) -> Vec<String> {
+fn strings(b: &arrow_array::RecordBatch, name: &str) -> Vec<String> {
     let a = b.column_by_name(name).unwrap().as_string::<i32>();
     (0..a.len()).map(|i| a.value(i).to_string()).collect()
 }
 
-fn ints(b: &arrow::record_batch::RecordBatch, name: &str) -> Vec<i32> {
+fn ints(b: &arrow_array::RecordBatch, name: &str) -> Vec<i32> {
     b.column_by_name(name)
         .unwrap()
         .as_primitive::<Int32Type>()
@@ -284,7 +285,7 @@ fn ints(b: &arrow::record_batch::RecordBatch, name: &str) -> Vec<i32> {
         .to_vec()
 }
 
-fn floats(b: &arrow::record_batch::RecordBatch, name: &str) -> Vec<f32> {
+fn floats(b: &arrow_array::RecordBatch, name: &str) -> Vec<f32> {
     b.column_by_name(name)
         .unwrap()
         .as_primitive::<Float32Type>()
