@@ -1,8 +1,10 @@
 """The main job builds `cargo build --workspace --bins`, the tests `cargo test --workspace`.
 If a dev-dependency turns on a feature of a shared dependency that the binaries do not, the
 two resolve that dependency (and everything above it: arrow, tract) differently and a fresh
-machine compiles them twice. This test fails when the two resolutions differ; the fix is a
-pin in workspace-hack/Cargo.toml."""
+machine compiles them twice. The first test fails when the two resolutions differ; the fix is a
+pin in workspace-hack/Cargo.toml. The second guards the dev profile's per-crate opt-levels
+(Cargo.toml): every override names a crate in the build, and none of the hot-path crates is
+compiled unoptimised."""
 
 import os
 import subprocess
@@ -26,3 +28,33 @@ def test_binaries_and_tests_share_one_feature_configuration():
     bins, tests = features("normal,build"), features("normal,build,dev")
     differ = {k: sorted(tests[k] - bins[k]) for k in tests if k in bins and tests[k] != bins[k]}
     assert not differ, f"dev-dependencies add features (pin them in workspace-hack/Cargo.toml): {differ}"
+
+
+# Crates on a hot path of the main job, the tests or the benchmarks: inference, Parquet, the
+# stream's parsing and I/O. The dev profile may compile other crates unoptimised, never these.
+HOT_PREFIXES = ("tract-", "arrow-", "zstd", "rdkafka", "ort-", "lz4")
+HOT = {"parquet", "ort", "serde_json", "serde", "serde_core", "tokio", "snap", "flate2", "miniz_oxide",
+       "csv", "csv-core", "chrono", "ndarray", "trendscore-scorer", "trendscore-schemas",
+       "trendscore-trainer"}
+
+
+def dev_overrides():
+    import tomllib
+    with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
+        return tomllib.load(f)["profile"]["dev"]["package"]
+
+
+def test_dev_profile_overrides_name_real_packages_and_spare_the_hot_paths():
+    out = subprocess.run(["cargo", "tree", "--workspace", "-e", "normal,build,dev", "--prefix", "none", "-f", "{p}"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    built = {line.split()[0] for line in out.splitlines() if line.strip()}
+    overrides = dev_overrides()
+    assert overrides["*"]["opt-level"] == 2
+    # A name that matches nothing (a crate renamed or dropped by an upgrade) silently stops
+    # saving its compile time: cargo only warns.
+    stale = sorted(n for n in overrides if n != "*" and n not in built)
+    assert not stale, f"[profile.dev.package.X] for packages not in the build: {stale}"
+    cold = sorted(n for n, o in overrides.items() if o.get("opt-level", 2) < 2)
+    assert len(cold) > 20, cold
+    hot = [n for n in cold if n.startswith(HOT_PREFIXES) or n in HOT]
+    assert not hot, f"hot-path crates compiled unoptimised in the dev profile: {hot}"
