@@ -8,8 +8,8 @@ Every LSTM form the exporter emits is measured (runners `python-ort-FORM`, `rust
 `rust-BACKEND` is the default form and `python-ort` the faster form on Python onnxruntime (the
 peer). Without --checkpoint a default-config checkpoint is made with make_checkpoint.py (weights do
 not change speed). The Rust numbers come from `exporter bench` (binary: $EXPORTER_BIN, else the
-release build under $CARGO_TARGET_DIR, else the debug build; build with
-`cargo build --release -p trendscore-exporter` for meaningful figures).
+newer of the release and dev builds under $CARGO_TARGET_DIR; the dev profile builds tract and
+ort at opt-level 2, so either gives representative figures).
 Nothing is asserted: the script prints windows/s and ratios.
 """
 
@@ -38,14 +38,13 @@ import reference_model as rm  # noqa: E402
 def exporter_bin() -> str:
     if os.environ.get("EXPORTER_BIN"):
         return os.environ["EXPORTER_BIN"]
+    # The newer of the release and dev builds: a stale release binary must not be measured in
+    # place of the code just built (the dev profile builds tract and ort at opt-level 2).
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target"))
-    for prof in ("release", "debug"):
-        p = os.path.join(target, prof, "exporter")
-        if os.path.isfile(p):
-            if prof == "debug":
-                print("WARNING: using the debug exporter build; Rust figures are not representative", file=sys.stderr)
-            return p
-    sys.exit("exporter binary not found; cargo build --release -p trendscore-exporter")
+    found = [p for p in (os.path.join(target, prof, "exporter") for prof in ("release", "debug")) if os.path.isfile(p)]
+    if not found:
+        sys.exit("exporter binary not found; cargo build --workspace --bins")
+    return max(found, key=os.path.getmtime)
 
 
 def rate(fn, batch: int, seconds: float) -> float:
