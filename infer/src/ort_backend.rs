@@ -293,7 +293,14 @@ impl InferenceModel for OrtModel {
     fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
         check_input(&self.info, features, batch)?;
         let workers = self.sessions.len();
-        if let Some(pooled) = self.pooled.as_ref().filter(|_| batch < workers) {
+        // One session takes the whole batch on CUDA, and on the CPU when the batch is too small
+        // to keep every single-threaded session busy (the pooled session).
+        let whole_batch_on = if self.kind == BackendKind::OrtCuda {
+            self.sessions.first()
+        } else {
+            self.pooled.as_ref().filter(|_| batch < workers)
+        };
+        if let Some(session) = whole_batch_on {
             let whole = Cut {
                 chunk: batch,
                 pad: false,
@@ -305,21 +312,13 @@ impl InferenceModel for OrtModel {
                 &self.info,
                 whole,
                 self.backend_name(),
-                |_, x, n| self.run_session(pooled, x, n),
+                |_, x, n| self.run_session(session, x, n),
             );
         }
-        let cut = if self.kind == BackendKind::OrtCuda {
-            Cut {
-                chunk: batch,
-                pad: false,
-                workers: 1,
-            }
-        } else {
-            Cut {
-                chunk: batch.div_ceil(workers).clamp(1, CPU_MAX_CHUNK),
-                pad: false,
-                workers,
-            }
+        let cut = Cut {
+            chunk: batch.div_ceil(workers).clamp(1, CPU_MAX_CHUNK),
+            pad: false,
+            workers,
         };
         chunks::run(
             features,
