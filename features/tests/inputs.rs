@@ -6,8 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_array::{ArrayRef, Date32Array, Float64Array, StringArray};
+use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use trendscore_features::build::{build_files, sidecar_path, MANIFEST_KEY};
 use trendscore_features::synth::{write_long_csv, write_wide_csv};

@@ -45,4 +45,3 @@ def pytest_runtest_makereport(item, call):
     for log in sorted(Path(tmp).rglob("*.log")):
         lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         rep.sections.append((f"last {len(lines)} lines of {log.relative_to(tmp)}", "\n".join(lines)))
-

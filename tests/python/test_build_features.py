@@ -8,6 +8,7 @@ compiled unoptimised."""
 
 import os
 import subprocess
+import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,7 +40,6 @@ HOT = {"parquet", "ort", "serde_json", "serde", "serde_core", "tokio", "snap", "
 
 
 def dev_overrides():
-    import tomllib
     with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
         return tomllib.load(f)["profile"]["dev"]["package"]
 

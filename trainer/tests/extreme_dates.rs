@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow_array::Date32Array;
-use arrow_array::RecordBatch;
+use arrow_array::{Date32Array, RecordBatch};
 use chrono::{Duration, NaiveDate};
 use parquet::arrow::ArrowWriter;
 use trendscore_schemas::dates::date_to_days;

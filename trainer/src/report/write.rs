@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_array::{ArrayRef, BooleanArray, Date32Array, Float32Array, Int32Array, StringArray};
+use arrow_array::{
+    ArrayRef, BooleanArray, Date32Array, Float32Array, Int32Array, RecordBatch, StringArray,
+};
 use arrow_schema::{DataType, Field, Schema};
 use chrono::{Datelike, Duration};
 use trendscore_schemas::dates::date_to_days;
