@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the local Kafka-protocol broker, nisshi 0.8.1 (tansu's successor, same CLI; it
 # evicts a group member that died without leaving, which tansu 0.6.0 never does), with its
-# libsql/SQLite storage engine, into $HOME/.cache/trendscore/nisshi-0.8.1 unless it is
-# already there. Idempotent. nisshi needs a newer rustc than the project's pinned stable: it
-# is built with the installed nightly toolchain (`cargo +nightly`), about 25 minutes on
-# 2 idle cores the first time.
+# libsql/SQLite storage engine, into $TRENDSCORE_CACHE/nisshi-0.8.1 (TRENDSCORE_CACHE
+# defaults to $HOME/.cache/trendscore) unless it is already there. Idempotent.
+# nisshi needs a newer rustc than the project's pinned stable: it is built with the installed
+# nightly toolchain (`cargo +nightly`), at opt-level 1: 12 min on 2 idle cores the first time
+# (20 core-minutes), where the release profile's opt-level 3 takes 25-27 min, for a broker
+# that costs the same CPU in the scorer benchmark (deploy/broker/README.md).
+# NISSHI_OPT_LEVEL overrides the opt-level.
 set -euo pipefail
-ROOT="${NISSHI_ROOT:-$HOME/.cache/trendscore/nisshi-0.8.1}"
+ROOT="${NISSHI_ROOT:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/nisshi-0.8.1}"
 BIN="$ROOT/bin/nisshi"
 if [[ -x "$BIN" ]]; then
     echo "nisshi already installed: $BIN"
@@ -18,5 +21,5 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 # The default features have no storage engine for SQLite: libsql is required.
 # Built outside the project directory, so its rust-toolchain.toml does not pin the build.
-(cd / && cargo +nightly install nisshi --version 0.8.1 --locked --features libsql --root "$ROOT")
+(cd / && CARGO_PROFILE_RELEASE_OPT_LEVEL="${NISSHI_OPT_LEVEL:-1}" cargo +nightly install nisshi --version 0.8.1 --locked --features libsql --root "$ROOT")
 echo "installed $BIN"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Starts a single nisshi broker on loopback with SQLite storage, in the background.
 #   deploy/broker/start.sh [DATA_DIR] [PORT]
-# DATA_DIR (default $HOME/.cache/trendscore/broker) holds nisshi.db, broker.log, broker.pid.
+# DATA_DIR (default $TRENDSCORE_CACHE/broker; TRENDSCORE_CACHE defaults to ~/.cache/trendscore)
+# holds nisshi.db, broker.log, broker.pid.
 # Topics, data and committed offsets survive a restart (same DATA_DIR).
 # TLS: BROKER_CERT and BROKER_KEY (PEM files) make the listener accept only TLS;
 # BROKER_AUTHENTICATION=1 requires SASL (SCRAM users: `nisshi user create NAME PASSWORD`).
 # Prints the bootstrap address (127.0.0.1:PORT) once the port accepts connections.
 set -euo pipefail
-BROKER="${BROKER_BIN:-$HOME/.cache/trendscore/nisshi-0.8.1/bin/nisshi}"
-DATA_DIR="${1:-${BROKER_DATA_DIR:-$HOME/.cache/trendscore/broker}}"
+CACHE="${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}"
+BROKER="${BROKER_BIN:-$CACHE/nisshi-0.8.1/bin/nisshi}"
+DATA_DIR="${1:-${BROKER_DATA_DIR:-$CACHE/broker}}"
 PORT="${2:-${BROKER_PORT:-9092}}"
 if [[ ! -x "$BROKER" ]]; then
     echo "broker not found at $BROKER: run deploy/broker/install.sh" >&2

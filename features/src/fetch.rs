@@ -60,12 +60,19 @@ pub const DATA_FILES: [DataFile; 3] = [
     },
 ];
 
-/// Default wheel cache: `$HOME/.cache/trendscore/wheels`.
+/// Default wheel cache: `$TRENDSCORE_CACHE/wheels`, where `TRENDSCORE_CACHE` defaults to
+/// `$HOME/.cache/trendscore` (as in `scripts/env.sh`).
 pub fn default_cache_dir() -> PathBuf {
-    std::env::var_os("HOME")
+    std::env::var_os("TRENDSCORE_CACHE")
+        .filter(|c| !c.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".cache/trendscore/wheels")
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".cache/trendscore")
+        })
+        .join("wheels")
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

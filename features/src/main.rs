@@ -70,7 +70,7 @@ enum Cmd {
         /// Output directory.
         #[arg(long, default_value = "data")]
         out: PathBuf,
-        /// Wheel cache directory (default $HOME/.cache/trendscore/wheels).
+        /// Wheel cache directory (default $TRENDSCORE_CACHE/wheels, $HOME/.cache/trendscore/wheels).
         #[arg(long)]
         cache: Option<PathBuf>,
         /// Python interpreter that runs pip.

@@ -226,6 +226,21 @@ def inference_stats(kind, log_path, http_port):
     return metric("scorer_inference_seconds_sum"), (metric("scorer_batch_size_sum") / calls if calls else nan)
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a live process has used so far (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(broker):
+    with open(os.path.join(broker.data_dir, "broker.pid")) as f:
+        return int(f.read().strip())
+
+
 def bench_one(kind, broker, model, args, tmp):
     res = {}
     # 1. throughput
@@ -246,11 +261,18 @@ def bench_one(kind, broker, model, args, tmp):
     proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, 256, port)
     try:
         wait_ready(log, proc, settle=0.0)
+        bpid = broker_pid(broker)
+        cpu0 = (cpu_seconds(proc.pid), cpu_seconds(bpid))
         t0 = time.monotonic()
         while count_rows(out) < expected:
             assert proc.poll() is None, open(log).read()[-3000:]
             time.sleep(0.02)
         el = time.monotonic() - t0
+        # where the machine's CPU went while the topic drained: the consumer's own process and
+        # the broker's, as shares of every core's time (the rest: this script, idle, others)
+        cores = os.cpu_count() or 1
+        res["consumer_cpu_share"] = (cpu_seconds(proc.pid) - cpu0[0]) / (el * cores)
+        res["broker_cpu_share"] = (cpu_seconds(bpid) - cpu0[1]) / (el * cores)
         res["rows_per_s"] = len(rows) / el
         res["preds_per_s"] = expected / el
         seconds, res["mean_batch"] = inference_stats(kind, log, port)
@@ -347,9 +369,11 @@ def main():
         with open(args.json_out, "w") as f:
             json.dump(results, f)
     print(f"\nmodel: preset {args.preset} ({how}); data {args.tickers} tickers x {args.weeks} weeks; latency at {args.rate}/s for {args.seconds}s")
-    print(f"{'consumer':14} {'rows/s':>10} {'preds/s':>10} {'infer%':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    print("cpu%: share of all cores' time while the topic drained, the consumer's process / the broker's")
+    print(f"{'consumer':14} {'rows/s':>10} {'preds/s':>10} {'infer%':>7} {'cpu%':>11} {'p50 ms':>8} {'p99 ms':>8}")
     for k, r in results.items():
-        print(f"{k:14} {r['rows_per_s']:10.0f} {r['preds_per_s']:10.0f} {100*r['infer_share']:6.1f}% "
+        cpu = f"{100*r['consumer_cpu_share']:.0f} / {100*r['broker_cpu_share']:.0f}"
+        print(f"{k:14} {r['rows_per_s']:10.0f} {r['preds_per_s']:10.0f} {100*r['infer_share']:6.1f}% {cpu:>11} "
               f"{r.get('lat_p50_ms', float('nan')):8.1f} {r.get('lat_p99_ms', float('nan')):8.1f}")
     if "python" in results:
         base = results["python"]
