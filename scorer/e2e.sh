@@ -8,7 +8,7 @@
 set -euo pipefail
 ROWS="$1"; MODEL="$2"; WORK="$3"; BACKEND="${4:-auto}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/trendscore/target}"
+TARGET="${CARGO_TARGET_DIR:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/target}"
 SCORER="${SCORER_BIN:-$TARGET/debug/scorer}"
 mkdir -p "$WORK"
 PORT="${BROKER_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"

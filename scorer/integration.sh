@@ -7,7 +7,7 @@
 # is built, else from torch.onnx (tests/python/scorer_model.py).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/trendscore/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/target}"
 cd "$ROOT"
 "$ROOT/deploy/broker/install.sh"
 # The binaries scripts/test.sh built (one workspace build); built here when run alone.

@@ -4,6 +4,6 @@
 set -euo pipefail
 BROKERS="${1:-127.0.0.1:9092}"
 PARTITIONS="${2:-4}"
-SCORER="${SCORER_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/trendscore/target}/release/scorer}"
-[[ -x "$SCORER" ]] || SCORER="${CARGO_TARGET_DIR:-$HOME/.cache/trendscore/target}/debug/scorer"
+SCORER="${SCORER_BIN:-${CARGO_TARGET_DIR:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/target}/release/scorer}"
+[[ -x "$SCORER" ]] || SCORER="${CARGO_TARGET_DIR:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/target}/debug/scorer"
 "$SCORER" topics create --brokers "$BROKERS" --partitions "$PARTITIONS"

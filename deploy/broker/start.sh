@@ -30,6 +30,12 @@ fi
 if [[ "${BROKER_AUTHENTICATION:-0}" == 1 ]]; then
     EXTRA+=(--authentication)
 fi
+# Another process on the port (another test's broker, say) would answer the readiness probe
+# below for a broker that failed to bind: refuse the port instead.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    echo "port $PORT is already in use: choose another (BROKER_PORT or the second argument)" >&2
+    exit 1
+fi
 cd "$DATA_DIR"
 # Quirks: advertise 127.0.0.1 (not localhost); the sqlite path is relative to the working
 # directory even with a leading slash, hence the cd above.

@@ -258,7 +258,7 @@ def bench_one(kind, broker, model, args, tmp):
     # the rows are in the topic before the consumer starts; the clock starts once it owns
     # its partitions (group join and model load are not timed)
     h.produce(broker.address, topic, items)
-    proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, 256, port)
+    proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, args.max_rows, port)
     try:
         wait_ready(log, proc, settle=0.0)
         bpid = broker_pid(broker)
@@ -291,7 +291,7 @@ def bench_one(kind, broker, model, args, tmp):
     rows = h.make_rows(args.tickers, weeks_needed, seed=2)
     warm = [r for r in rows if r["week"] < h.week(11)]
     timed = [r for r in rows if r["week"] >= h.week(11)]
-    proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, 256, port)
+    proc, log = start_consumer(kind, broker, topic, f"g-{topic}", model, out, tmp, args.max_rows, port)
     watcher = FileWatcher(out)
     watcher.start()
     try:
@@ -336,6 +336,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--preset", default="default", help="make_checkpoint preset of the model")
     ap.add_argument("--backends", default="tract,ort-cpu,python")
+    ap.add_argument("--max-rows", type=int, default=256,
+                    help="the scorer's batch.max_rows, the Python consumer's batch (default 256, as the scorer's)")
     ap.add_argument("--json-out", help="also write the figures as JSON here")
     ap.add_argument("--commit-interval-ms", type=int, default=300,
                     help="the scorer's kafka.commit_interval_ms (production default 5000)")

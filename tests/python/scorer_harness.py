@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target"))
+CACHE = os.environ.get("TRENDSCORE_CACHE", os.path.expanduser("~/.cache/trendscore"))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target"))
 SEQ = 12
 DIM = 62
 BASE_WEEK = dt.date(2023, 1, 6)  # a Friday
