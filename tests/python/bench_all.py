@@ -128,7 +128,7 @@ def main() -> int:
         what = f"backfill, {r['threads']} thr" + (f", ≤{r['max_rows_in_memory']} rows in memory" if small else "")
         rows.append((what, r["who"], r["rows_per_s"], "plain Python, 2 thr", plain["rows_per_s"], "rows/s"))
     py = stream.get("python", {}).get("rows_per_s")
-    stream_batch = 256
+    stream_batch = 1024  # the scorer's default batch.max_rows, what scorer_bench.py runs
     for kind, r in stream.items():
         if kind == "python":
             continue

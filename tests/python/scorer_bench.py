@@ -336,8 +336,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--preset", default="default", help="make_checkpoint preset of the model")
     ap.add_argument("--backends", default="tract,ort-cpu,python")
-    ap.add_argument("--max-rows", type=int, default=256,
-                    help="the scorer's batch.max_rows, the Python consumer's batch (default 256, as the scorer's)")
+    ap.add_argument("--max-rows", type=int, default=1024,
+                    help="the scorer's batch.max_rows, the Python consumer's batch (default 1024, as the scorer's)")
     ap.add_argument("--json-out", help="also write the figures as JSON here")
     ap.add_argument("--commit-interval-ms", type=int, default=300,
                     help="the scorer's kafka.commit_interval_ms (production default 5000)")
