@@ -1350,3 +1350,21 @@ def test_model_sync_script_fetches_and_replaces_atomically(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_broker_start_refuses_a_port_something_already_listens_on(tmp_path):
+    """deploy/broker/start.sh probes the port to see the broker up; a port another process
+    listens on would pass that probe for a broker that failed to bind, so it is refused."""
+    import socket
+
+    import scorer_harness as h
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([os.path.join(h.ROOT, "deploy/broker/start.sh"), str(tmp_path / "b"), str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"port {port} is already in use" in r.stderr, r.stderr
+    assert not (tmp_path / "b" / "broker.pid").exists(), "no broker may have been started"
