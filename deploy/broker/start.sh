@@ -31,7 +31,8 @@ if [[ "${BROKER_AUTHENTICATION:-0}" == 1 ]]; then
     EXTRA+=(--authentication)
 fi
 # Another process on the port (another test's broker, say) would answer the readiness probe
-# below for a broker that failed to bind: refuse the port instead.
+# below, and nisshi does not even fail there: it starts and keeps running on a port another
+# socket listens on (seen with a plain Python listener). Refuse the port instead.
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     echo "port $PORT is already in use: choose another (BROKER_PORT or the second argument)" >&2
     exit 1
