@@ -6,9 +6,10 @@
 # 3. `scorer run` until WORKDIR/stream holds as many rows as the backfill, then SIGTERM;
 # 4. checks streaming == backfill within 1e-5 (pyarrow), prints the counts, stops the broker.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"  # TRENDSCORE_CACHE, CARGO_TARGET_DIR
 ROWS="$1"; MODEL="$2"; WORK="$3"; BACKEND="${4:-auto}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-TARGET="${CARGO_TARGET_DIR:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/target}"
+TARGET="$CARGO_TARGET_DIR"
 SCORER="${SCORER_BIN:-$TARGET/debug/scorer}"
 mkdir -p "$WORK"
 PORT="${BROKER_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"

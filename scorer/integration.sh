@@ -6,8 +6,8 @@
 # stops its own broker on a free port). The test model comes from the exporter binary when it
 # is built, else from torch.onnx (tests/python/scorer_model.py).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"  # TRENDSCORE_CACHE, CARGO_TARGET_DIR
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/target}"
 cd "$ROOT"
 "$ROOT/deploy/broker/install.sh"
 # The binaries scripts/test.sh built (one workspace build); built here when run alone.

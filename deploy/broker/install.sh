@@ -9,7 +9,8 @@
 # that costs the same CPU in the scorer benchmark (deploy/broker/README.md).
 # NISSHI_OPT_LEVEL overrides the opt-level.
 set -euo pipefail
-ROOT="${NISSHI_ROOT:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/nisshi-0.8.1}"
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/env.sh"  # TRENDSCORE_CACHE, CARGO_TARGET_DIR
+ROOT="${NISSHI_ROOT:-$TRENDSCORE_CACHE/nisshi-0.8.1}"
 BIN="$ROOT/bin/nisshi"
 if [[ -x "$BIN" ]]; then
     echo "nisshi already installed: $BIN"

@@ -8,9 +8,9 @@
 # BROKER_AUTHENTICATION=1 requires SASL (SCRAM users: `nisshi user create NAME PASSWORD`).
 # Prints the bootstrap address (127.0.0.1:PORT) once the port accepts connections.
 set -euo pipefail
-CACHE="${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}"
-BROKER="${BROKER_BIN:-$CACHE/nisshi-0.8.1/bin/nisshi}"
-DATA_DIR="${1:-${BROKER_DATA_DIR:-$CACHE/broker}}"
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/env.sh"  # TRENDSCORE_CACHE, CARGO_TARGET_DIR
+BROKER="${BROKER_BIN:-$TRENDSCORE_CACHE/nisshi-0.8.1/bin/nisshi}"
+DATA_DIR="${1:-${BROKER_DATA_DIR:-$TRENDSCORE_CACHE/broker}}"
 PORT="${2:-${BROKER_PORT:-9092}}"
 if [[ ! -x "$BROKER" ]]; then
     echo "broker not found at $BROKER: run deploy/broker/install.sh" >&2

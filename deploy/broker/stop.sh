@@ -2,7 +2,8 @@
 # Stops the broker started by start.sh with the same DATA_DIR (SIGTERM, then SIGKILL after 10 s).
 #   deploy/broker/stop.sh [DATA_DIR]
 set -euo pipefail
-DATA_DIR="${1:-${BROKER_DATA_DIR:-${TRENDSCORE_CACHE:-$HOME/.cache/trendscore}/broker}}"
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/env.sh"  # TRENDSCORE_CACHE, CARGO_TARGET_DIR
+DATA_DIR="${1:-${BROKER_DATA_DIR:-$TRENDSCORE_CACHE/broker}}"
 PIDFILE="$DATA_DIR/broker.pid"
 [[ -f "$PIDFILE" ]] || { echo "no broker pid file in $DATA_DIR"; exit 0; }
 PID="$(cat "$PIDFILE")"

@@ -49,8 +49,7 @@ def broker(tmp_path_factory, pki):
     # a plaintext start of the same storage, then restart with TLS and authentication on.
     plain = h.Broker(data)
     plain.start()
-    cache = os.environ.get("TRENDSCORE_CACHE", os.path.expanduser("~/.cache/trendscore"))
-    nisshi = os.path.join(cache, "nisshi-0.8.1", "bin", "nisshi")
+    nisshi = os.path.join(h.CACHE, "nisshi-0.8.1", "bin", "nisshi")
     for user, mech in [(USER, "scram512"), (USER256, "scram256")]:
         r = subprocess.run([os.environ.get("BROKER_BIN", nisshi), "user", "create", "--broker", f"tcp://{plain.address}",
                             "--mechanism", mech, user, PASSWORD], capture_output=True, text=True)
