@@ -58,3 +58,37 @@ def test_dev_profile_overrides_name_real_packages_and_spare_the_hot_paths():
     assert len(cold) > 20, cold
     hot = [n for n in cold if n.startswith(HOT_PREFIXES) or n in HOT]
     assert not hot, f"hot-path crates compiled unoptimised in the dev profile: {hot}"
+
+
+def ci_lint_env():
+    """The two variables scripts/test.sh exports so its one build runs clippy's lints."""
+    script = open(os.path.join(ROOT, "scripts", "test.sh")).read()
+    lines = [line for line in script.splitlines()
+             if line.startswith(("export RUSTC_WORKSPACE_WRAPPER=", "export CLIPPY_ARGS="))]
+    assert len(lines) == 2, f"scripts/test.sh no longer exports the lint variables: {lines}"
+    out = subprocess.run(["bash", "-c", "\n".join(lines) + "\nprintf '%s\\n%s' \"$RUSTC_WORKSPACE_WRAPPER\" \"$CLIPPY_ARGS\""],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout.split("\n")
+    return {"RUSTC_WORKSPACE_WRAPPER": out[0], "CLIPPY_ARGS": out[1]}
+
+
+def test_the_ci_build_fails_on_a_clippy_lint(tmp_path):
+    """CI lints with clippy's driver inside `cargo build` instead of a separate `cargo clippy`:
+    a crate with a clippy-only warning (`needless_return`, which rustc accepts) must fail that
+    build, and the same crate without it must pass."""
+    with open(os.path.join(ROOT, "rust-toolchain.toml"), "rb") as f:
+        toolchain = tomllib.load(f)["toolchain"]["channel"]
+    # The probe lives outside the workspace, so it names the workspace's toolchain itself.
+    env = {**os.environ, **ci_lint_env(), "CARGO_TARGET_DIR": str(tmp_path / "target"),
+           "RUSTUP_TOOLCHAIN": toolchain}
+    crate = tmp_path / "probe"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text('[package]\nname = "probe"\nversion = "0.1.0"\nedition = "2021"\n\n[workspace]\n')
+
+    def build(body):
+        (crate / "src" / "lib.rs").write_text(f"pub fn next(x: u32) -> u32 {{\n    {body}\n}}\n")
+        return subprocess.run(["cargo", "build", "--offline"], cwd=crate, env=env, capture_output=True, text=True)
+
+    bad = build("return x + 1;")
+    assert bad.returncode != 0 and "needless_return" in bad.stderr, bad.stderr
+    good = build("x + 1")
+    assert good.returncode == 0, good.stderr
