@@ -6,9 +6,10 @@
 #    (the ONNX Runtime library the scorer loads dynamically), and the test-side tools
 #    (numpy, onnx, pyarrow, pytest, safetensors, confluent-kafka, duckdb, boto3 and the moto
 #    S3 server, PyYAML and kubernetes-validate);
-#  - with SETUP_BROKER=1 (scripts/test.sh sets it): the Kafka-protocol broker nisshi 0.8.1,
-#    built once with cargo +nightly (about 25 minutes on 2 cores) and cached under
-#    ~/.cache/trendscore. The main job does not wait for it: it uses the broker when it is
+#  - with SETUP_BROKER=1 (scripts/bench.sh sets it; scripts/test.sh builds it in the
+#    background instead): the Kafka-protocol broker nisshi 0.8.1, built once with cargo
+#    +nightly (about 12 minutes on 2 cores, deploy/broker/install.sh) and cached under
+#    $TRENDSCORE_CACHE. The main job does not wait for it: it uses the broker when it is
 #    installed and an embedded one otherwise (see scripts/demo.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -42,9 +42,9 @@ trap report EXIT
 step "set-up (scripts/setup.sh; the broker builds in the background)"
 scripts/setup.sh
 . scripts/env.sh
-# nisshi (about 25 min of compiling on a fresh machine, nothing when cached) builds beside the
-# workspace's clippy and build, which leave a core idle for long stretches (tract-core, the
-# links); the stages that run the broker wait for it.
+# nisshi (about 12 min of compiling on a fresh machine, nothing when cached) builds beside the
+# workspace's build, which leaves a core idle for long stretches (tract-core, the links); the
+# stages that run the broker wait for it.
 BROKER_LOG="$TRENDSCORE_CACHE/broker-install.log"
 deploy/broker/install.sh >"$BROKER_LOG" 2>&1 &
 BROKER_PID=$!

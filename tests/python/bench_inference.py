@@ -32,19 +32,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The exporter's LSTM forms (`exporter --lstm-form`), its default first.
 FORMS = ["op", "unrolled"]
 sys.path.insert(0, HERE)
+import paths  # noqa: E402
 import reference_model as rm  # noqa: E402
 
 
 def exporter_bin() -> str:
-    if os.environ.get("EXPORTER_BIN"):
-        return os.environ["EXPORTER_BIN"]
-    # The newer of the release and dev builds: a stale release binary must not be measured in
-    # place of the code just built (the dev profile builds tract and ort at opt-level 2).
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target"))
-    found = [p for p in (os.path.join(target, prof, "exporter") for prof in ("release", "debug")) if os.path.isfile(p)]
+    # The newer of the release and dev builds (paths.binary): a stale release binary must not
+    # be measured in place of the code just built (the dev profile builds tract and ort at
+    # opt-level 2).
+    found = paths.binary("exporter")
     if not found:
-        sys.exit("exporter binary not found; cargo build --workspace --bins")
-    return max(found, key=os.path.getmtime)
+        sys.exit(f"exporter binary not found: {paths.BUILD_HINT}")
+    return found
 
 
 def rate(fn, batch: int, seconds: float) -> float:

@@ -26,8 +26,8 @@ accuracy, 7- and 30-day) and a verdict against the goal: mean 7-day test MSE wit
 
     python3 tests/python/compare_trainers.py [--seeds 5] [--epochs 12] [--json-out out.json]
 
-Binaries: --trainer (default $TRAINER_BIN, else $CARGO_TARGET_DIR/debug/trainer) and
---features (default $FEATURES_BIN, else $CARGO_TARGET_DIR/debug/features).
+Binaries: --trainer (default $TRAINER_BIN, else the newest build in the target dir) and
+--features (default $FEATURES_BIN, likewise); tests/python/paths.py says where they are looked for.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import paths  # noqa: E402
 import reference_model  # noqa: E402
 
 # features/src/features.rs: MIN_DAILY_CLOSES, the history a weekly row needs.
@@ -63,11 +64,7 @@ INIT_MIN_NUMEL = 64
 
 
 def default_bin(name: str) -> Path:
-    env = os.environ.get(f"{name.upper()}_BIN")
-    if env:
-        return Path(env)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/trendscore/target"))
-    return target / "debug" / name
+    return Path(paths.binary(name) or Path(paths.TARGET) / "debug" / name)
 
 
 def run(cmd: List, what: str) -> subprocess.CompletedProcess:
@@ -425,7 +422,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     ap.add_argument("--trainer", type=Path, action="append",
                     help="trainer binary; repeat to compare several builds (e.g. before/after a fix), each "
                          "against the same PyTorch runs; the first one decides the verdict "
-                         "[$TRAINER_BIN or $CARGO_TARGET_DIR/debug/trainer]")
+                         "[$TRAINER_BIN, else the newest build in the target dir: paths.py]")
     ap.add_argument("--features", type=Path, default=default_bin("features"), help="features binary")
     ap.add_argument("--tickers", type=int, default=10)
     ap.add_argument("--weeks", type=int, default=260)

@@ -20,9 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CACHE = os.environ.get("TRENDSCORE_CACHE", os.path.expanduser("~/.cache/trendscore"))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target"))
+from paths import CACHE, ROOT, TARGET, binary  # noqa: F401 (CACHE, TARGET: used by the tests)
 SEQ = 12
 DIM = 62
 BASE_WEEK = dt.date(2023, 1, 6)  # a Friday
@@ -31,14 +29,10 @@ BACKEND = os.environ.get("SCORER_TEST_BACKEND", "ort-cpu")
 
 
 def scorer_bin() -> str:
-    env = os.environ.get("SCORER_BIN")
-    if env:
-        return env
-    for profile in ("release", "debug"):
-        p = os.path.join(TARGET, profile, "scorer")
-        if os.path.exists(p):
-            return p
-    raise RuntimeError("scorer binary not built: cargo build -p trendscore-scorer")
+    found = binary("scorer")
+    if not found:
+        raise RuntimeError(f"scorer binary not built ({TARGET}): build it with scripts/test.sh")
+    return found
 
 
 def free_port() -> int:

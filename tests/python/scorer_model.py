@@ -22,18 +22,12 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import paths  # noqa: E402
 
 
 def exporter_bin() -> str | None:
-    env = os.environ.get("EXPORTER_BIN")
-    if env and os.path.exists(env):
-        return env
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target"))
-    for profile in ("release", "debug"):
-        p = os.path.join(target, profile, "exporter")
-        if os.path.exists(p):
-            return p
-    return None
+    found = paths.binary("exporter")
+    return found if found and os.path.exists(found) else None
 
 
 def torch_export(ckpt: str, out: str) -> None:

@@ -2,8 +2,8 @@
 
 Runs the real binary on synthetic prices (and on skfolio's S&P 500 data when `data/` has been
 fetched), reads the Parquet output with pyarrow and recomputes a broad subset of the 62 features
-and both labels from the raw closes. Binary: $FEATURES_BIN, else
-$CARGO_TARGET_DIR/{release,debug}/features (build it with `cargo build -p trendscore-features`).
+and both labels from the raw closes. Binary: $FEATURES_BIN, else the newest build in the
+target dir (tests/python/paths.py).
 """
 
 import csv
@@ -18,20 +18,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+import paths
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def features_bin():
-    if os.environ.get("FEATURES_BIN"):
-        return os.environ["FEATURES_BIN"]
-    target = pathlib.Path(
-        os.environ.get("CARGO_TARGET_DIR", pathlib.Path.home() / ".cache/trendscore/target")
-    )
-    for profile in ("release", "debug"):
-        p = target / profile / "features"
-        if p.exists():
-            return str(p)
-    pytest.fail("features binary not built: run scripts/test.sh (one cargo build --workspace --all-targets)")
+    found = paths.binary("features")
+    if not found:
+        pytest.fail(f"features binary not built: {paths.BUILD_HINT}")
+    return found
 
 
 def run(*args):

@@ -8,8 +8,8 @@ For each preset checkpoint (tests/python/make_checkpoint.py): export with the Ru
   * onnxruntime equals reference_model.run on fresh random windows at batch 1, 7 and 1024.
 A checkpoint whose probe was tampered with is refused (non-zero exit, no file written).
 
-The exporter binary: $EXPORTER_BIN, else $CARGO_TARGET_DIR/debug/exporter, else
-~/.cache/trendscore/target/debug/exporter (build it with `cargo build -p trendscore-exporter`).
+The exporter binary: $EXPORTER_BIN, else the newest build in the target dir
+(tests/python/paths.py).
 Run: python3 -m pytest -q tests/python/test_onnx_export.py
 """
 
@@ -29,19 +29,17 @@ from safetensors.numpy import load_file, save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import paths  # noqa: E402
 import reference_model as rm  # noqa: E402
 
 TOL = 1e-5
 
 
 def exporter_bin() -> str:
-    cands = [os.environ.get("EXPORTER_BIN")]
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/trendscore/target"))
-    cands += [os.path.join(target, "release", "exporter"), os.path.join(target, "debug", "exporter")]
-    found = [c for c in cands if c and os.path.isfile(c)]
-    if not found:
-        pytest.fail(f"exporter binary not found (tried {cands}); run `cargo build -p trendscore-exporter`")
-    return max(found, key=os.path.getmtime) if not os.environ.get("EXPORTER_BIN") else found[0]
+    found = paths.binary("exporter")
+    if not found or not os.path.isfile(found):
+        pytest.fail(f"exporter binary not found ({found or paths.TARGET}): {paths.BUILD_HINT}")
+    return found
 
 
 def make_ckpt(path, preset):

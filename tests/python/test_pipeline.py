@@ -17,8 +17,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-CACHE = os.environ.get("TRENDSCORE_CACHE", os.path.expanduser("~/.cache/trendscore"))
-BIN = os.environ.get("TRENDSCORE_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target")), "debug"))
+import paths
+
+BIN = os.environ.get("TRENDSCORE_BIN", os.path.join(paths.TARGET, "debug"))
 N_TICKERS, N_WEEKS = 5, 80
 
 TINY = """

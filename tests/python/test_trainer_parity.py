@@ -6,8 +6,7 @@ PyTorch module of tests/python/reference_model.py with load_state_dict(strict=Tr
 probe's raw windows (>= 64, including extreme values) and requires every output to match the
 trainer's own CPU outputs stored in probe.safetensors within 1e-5 absolute.
 
-Binary: $TRAINER_BIN, else $CARGO_TARGET_DIR (default ~/.cache/trendscore/target)/debug/trainer,
-built with cargo when missing. Run: python3 -m pytest -q tests/python/test_trainer_parity.py
+Binary: $TRAINER_BIN, else the newest build in the target dir (tests/python/paths.py). Run: python3 -m pytest -q tests/python/test_trainer_parity.py
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ import torch
 from safetensors.numpy import load_file
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
+import paths  # noqa: E402
 import reference_model  # noqa: E402
 
 TOL = 1e-5
@@ -52,15 +51,10 @@ head_hidden_dims = [16]
 
 
 def trainer_bin() -> Path:
-    env = os.environ.get("TRAINER_BIN")
-    if env:
-        return Path(env)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/trendscore/target"))
-    path = target / "debug" / "trainer"
-    if not path.exists():
-        subprocess.run(["cargo", "build", "-p", "trendscore-trainer", "--bin", "trainer"], cwd=ROOT, check=True,
-                       env={**os.environ, "CARGO_TARGET_DIR": str(target)})
-    return path
+    found = paths.binary("trainer")
+    if not found or not os.path.isfile(found):
+        pytest.fail(f"trainer binary not found ({found or paths.TARGET}): {paths.BUILD_HINT}")
+    return Path(found)
 
 
 def run(args, **kw):
