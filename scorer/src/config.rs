@@ -394,8 +394,8 @@ impl Default for ShutdownConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
-    /// `/healthz` fails once the consumer loop or the worker has made no progress for this
-    /// many ms (a wedged poll, an inference call that never returns). Longer than any wait
+    /// `/healthz` fails once the consumer loop, the inference stage or the worker has made no
+    /// progress for this many ms (a wedged poll, an inference call that never returns). Longer than any wait
     /// the loops make on purpose (a 30 s broker request, a restore beats as it reads).
     /// Default 60000.
     pub stall_timeout_ms: u64,

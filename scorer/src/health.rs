@@ -1,6 +1,7 @@
 //! Liveness and readiness, as facts the loops report and a verdict the HTTP probes read.
 //!
-//! - **Liveness** (`/healthz`): each loop (the consumer loop and the worker) beats at least
+//! - **Liveness** (`/healthz`): each loop (the consumer loop, the inference stage and the
+//!   worker) beats at least
 //!   every few hundred milliseconds while it runs, also while it waits for a broker, a
 //!   restore read or an acknowledgement. A loop whose last beat is older than
 //!   `health.stall_timeout_ms` is stuck (a wedged poll, an inference call that never
@@ -19,17 +20,20 @@ use std::time::{Duration, Instant};
 pub enum Loop {
     /// The consumer loop (polls, rebalances, restores, commits).
     Consumer,
-    /// The worker (inference, sink, producing).
+    /// The inference stage (the model calls).
+    Inference,
+    /// The worker (sink, producing, the offset ledger).
     Worker,
 }
 
 impl Loop {
-    const ALL: [Loop; 2] = [Loop::Consumer, Loop::Worker];
+    const ALL: [Loop; 3] = [Loop::Consumer, Loop::Inference, Loop::Worker];
 
     fn index(self) -> usize {
         match self {
             Loop::Consumer => 0,
-            Loop::Worker => 1,
+            Loop::Inference => 1,
+            Loop::Worker => 2,
         }
     }
 
@@ -37,6 +41,7 @@ impl Loop {
     pub fn name(self) -> &'static str {
         match self {
             Loop::Consumer => "consumer",
+            Loop::Inference => "inference",
             Loop::Worker => "worker",
         }
     }
@@ -64,7 +69,7 @@ pub struct Health {
     origin: Instant,
     stall: Duration,
     /// Per loop: milliseconds since `origin` of the last beat, or [`NOT_RUNNING`].
-    beats: [AtomicU64; 2],
+    beats: [AtomicU64; 3],
     phase: AtomicU8,
 }
 
@@ -74,7 +79,11 @@ impl Health {
         Self {
             origin: Instant::now(),
             stall,
-            beats: [AtomicU64::new(NOT_RUNNING), AtomicU64::new(NOT_RUNNING)],
+            beats: [
+                AtomicU64::new(NOT_RUNNING),
+                AtomicU64::new(NOT_RUNNING),
+                AtomicU64::new(NOT_RUNNING),
+            ],
             phase: AtomicU8::new(Phase::Starting as u8),
         }
     }
@@ -156,7 +165,7 @@ mod tests {
             "nothing runs yet"
         );
         h.beats[0].store(0, Ordering::Relaxed);
-        h.beats[1].store(0, Ordering::Relaxed);
+        h.beats[2].store(0, Ordering::Relaxed);
         assert!(h.liveness_at(t0 + Duration::from_millis(100)).is_ok());
         let e = h.liveness_at(t0 + Duration::from_millis(150)).unwrap_err();
         assert!(

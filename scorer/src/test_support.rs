@@ -65,3 +65,32 @@ impl InferenceModel for Held {
         self.inner.predict(features, batch)
     }
 }
+
+/// Test double: [`Echo`] for its first `ok_calls` calls, then every call fails as a backend
+/// would (an inference error in the middle of a stream).
+pub(crate) struct FailsAfter {
+    pub inner: Echo,
+    pub ok_calls: usize,
+    pub calls: std::sync::atomic::AtomicUsize,
+}
+
+impl InferenceModel for FailsAfter {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+    fn backend(&self) -> BackendKind {
+        self.inner.backend()
+    }
+    fn predict(&self, features: &[f32], batch: usize) -> Result<ModelOutputs, InferError> {
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n >= self.ok_calls {
+            return Err(InferError::Run {
+                backend: "tract",
+                reason: format!("call {n} failed on purpose"),
+            });
+        }
+        self.inner.predict(features, batch)
+    }
+}

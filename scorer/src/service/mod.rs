@@ -5,8 +5,10 @@
 //! - [`rebalance`]: assign (recover files, restore windows) and revoke (close, commit);
 //! - [`restore`]: the Kafka reads of a restore (the pure half is
 //!   [`crate::pipeline::Restorer`]);
-//! - [`worker`]: the worker thread (inference, sink, producing, the offset ledger), which
-//!   reports through one typed channel of events.
+//! - [`inference`]: the inference stage, a thread that scores the consumer loop's batches
+//!   and hands them on in order, so the worker's writes overlap the next batch's model call;
+//! - [`worker`]: the worker thread (sink, producing, the offset ledger), which reports
+//!   through one typed channel of events.
 //!
 //! Delivery guarantees (DESIGN.md): an input offset is stored only once the rows of every
 //! message below it are in durable files and every record produced for those messages was
@@ -14,6 +16,7 @@
 //! as an uninterrupted run. The predictions and dead-letter topics are at-least-once across
 //! a crash (no transactions on the local broker).
 
+pub(crate) mod inference;
 pub(crate) mod rebalance;
 pub(crate) mod restore;
 pub(crate) mod session;
@@ -36,9 +39,10 @@ use crate::model::ModelHandle;
 use crate::pipeline::OffsetLedger;
 use crate::sink::PredictionSink;
 use crate::{Result, ScorerError};
+use inference::{InferenceStage, Job};
 use rebalance::ScorerContext;
 use session::{ChangelogWriter, Session};
-use worker::{Event, Job, Worker};
+use worker::{Event, Worker};
 
 /// Runs the service until `shutdown` is triggered (then flushes, commits and leaves the
 /// group), until it has caught up with `run.drain`, or until an error stops it (then it
@@ -67,7 +71,13 @@ pub fn run(
         })
     };
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(4);
+    let (work_tx, work_rx) = crossbeam_channel::bounded(1);
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let inference = InferenceStage {
+        model: model.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
     let worker = Worker {
         input_topic: k.input_topic.clone(),
         predictions_topic: k.predictions_topic.clone(),
@@ -75,7 +85,6 @@ pub fn run(
         tick: Duration::from_millis((config.sink.max_file_age_ms / 4).clamp(10, 200)),
         metrics: metrics.clone(),
         health: health.clone(),
-        model: model.clone(),
         sink,
         producer: producer.clone(),
         deliveries,
@@ -86,8 +95,12 @@ pub fn run(
     };
     let worker_handle = std::thread::Builder::new()
         .name("scorer-worker".into())
-        .spawn(move || worker.run(jobs_rx))
+        .spawn(move || worker.run(work_rx))
         .map_err(|e| ScorerError::Internal(format!("starting the worker: {e}")))?;
+    let inference_handle = std::thread::Builder::new()
+        .name("scorer-inference".into())
+        .spawn(move || inference.run(jobs_rx, work_tx))
+        .map_err(|e| ScorerError::Internal(format!("starting the inference stage: {e}")))?;
     let session = Arc::new(Session::new(
         config.clone(),
         metrics.clone(),
@@ -97,7 +110,8 @@ pub fn run(
         changelog,
     ));
     let result = consume(&config, &session, &shutdown);
-    drop(session); // closes the job channel: the worker stops if it has not
+    drop(session); // closes the job channel: the inference stage, then the worker, stop
+    let _ = inference_handle.join();
     let _ = worker_handle.join();
     health.set_phase(Phase::Stopping);
     health.stopped(Loop::Consumer);

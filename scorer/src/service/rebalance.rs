@@ -19,9 +19,10 @@ use tracing::{debug, info, warn};
 
 use crate::health::Phase;
 use crate::metrics::Metrics;
+use crate::service::inference::Job;
 use crate::service::restore::RestoreReader;
 use crate::service::session::{lock, Session};
-use crate::service::worker::{Event, Job};
+use crate::service::worker::Event;
 use crate::{Result, ScorerError};
 
 /// The consumer's context: rebalance and commit callbacks.

@@ -24,7 +24,8 @@ use crate::kafka::{self, Delivery, ScorerProducer, Tag};
 use crate::metrics::Metrics;
 use crate::pipeline::batcher::live_timestamp;
 use crate::pipeline::{BatchRule, Batcher, DeadLetter, PartitionWindows, ReadyWindow, Step};
-use crate::service::worker::{Event, Job};
+use crate::service::inference::Job;
+use crate::service::worker::Event;
 use crate::validate::parse_message;
 use crate::{Result, ScorerError};
 
@@ -71,6 +72,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How long a poll waits when no batch is pending.
 pub(crate) const IDLE_POLL: Duration = Duration::from_millis(100);
 
+/// How long a job refused by a stopped pipeline waits for the pipeline's own error.
+const PIPELINE_FAILURE_WAIT: Duration = Duration::from_secs(10);
+
 impl Session {
     pub fn new(
         config: ScorerConfig,
@@ -115,13 +119,32 @@ impl Session {
         lock(&self.state).failure.is_some()
     }
 
-    /// Hands a job to the worker (blocks while its queue is full: backpressure).
+    /// Hands a job to the pipeline (blocks while its queue is full: backpressure). False,
+    /// and the service failed, when the pipeline has stopped.
     pub fn send(&self, job: Job) -> bool {
         if self.jobs.send(job).is_err() {
-            self.fail(ScorerError::Internal("the worker thread stopped".into()));
+            let e = self
+                .pipeline_failure()
+                .unwrap_or_else(|| ScorerError::Internal("the worker thread stopped".into()));
+            self.fail(e);
             return false;
         }
         true
+    }
+
+    /// Why the pipeline stopped, when it said: a thread that fails reports its error on the
+    /// event channel and then ends, which closes the channel (bounded wait). Other events
+    /// still on it are dropped: the service stops on this failure, and offsets it does not
+    /// store are redone by the next owner of their partitions.
+    fn pipeline_failure(&self) -> Option<ScorerError> {
+        let deadline = Instant::now() + PIPELINE_FAILURE_WAIT;
+        loop {
+            match self.events.recv_deadline(deadline) {
+                Ok(Event::Failed(e)) => return Some(e),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
     }
 
     /// Applies one consumed message.

@@ -19,7 +19,7 @@ use crate::app::{run_with, Shutdown, Telemetry};
 use crate::config::{PartitionBy, ScorerConfig, SinkConfig};
 use crate::model::ModelHandle;
 use crate::sink::read_all_predictions;
-use crate::test_support::{echo, Held};
+use crate::test_support::{echo, FailsAfter, Held};
 use crate::{Result, ScorerError};
 
 fn base() -> NaiveDate {
@@ -399,6 +399,43 @@ fn a_failed_delivery_never_lets_its_offset_be_committed() {
     assert_eq!(keys.len(), expected, "every prediction is in the topic");
 }
 
+/// The model fails in the middle of the stream: the service stops with the model's error (not
+/// a generic "worker stopped"), and a restart with a working model gives the exact output
+/// (so nothing was committed past what was durable, and nothing is written twice).
+#[test]
+fn a_model_error_stops_the_service_with_that_error_and_loses_nothing() {
+    let cluster = cluster(&TOPICS);
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&brokers, dir.path());
+    cfg.batch.max_rows = 4; // several model calls
+    let tickers = 3;
+    produce(&brokers, "in", &rows(tickers, 0..20));
+    let model = Arc::new(FailsAfter {
+        inner: echo(),
+        ok_calls: 2,
+        calls: Default::default(),
+    });
+    let r = start_with(&cfg, model.clone());
+    let e = r.handle.join().unwrap().unwrap_err();
+    assert!(
+        matches!(&e, ScorerError::Model(m) if m.contains("failed on purpose")),
+        "expected the model's error, got {e}"
+    );
+    let written = read_all_predictions(dir.path())
+        .map(|r| r.len())
+        .unwrap_or(0);
+    assert!(
+        written <= 2 * 4,
+        "{written} rows written from two successful calls of 4"
+    );
+    // A commit past a row that was not durable would leave it out of the restart's output,
+    // a row written twice would show up twice: check_exact fails on either.
+    cfg.run.drain = true;
+    start(&cfg).handle.join().unwrap().unwrap();
+    check_exact(&read_all_predictions(dir.path()).unwrap(), tickers, 20);
+}
+
 /// The partition and offset of the record whose delivery to `want_topic` failed, from the
 /// service's error (a panic when it is any other error).
 fn failed_delivery(e: &ScorerError, want_topic: &str) -> (i32, i64) {
@@ -490,7 +527,7 @@ fn free_addr() -> String {
 /// `/readyz` is not ready before the partitions are assigned and restored; `/healthz` goes
 /// unhealthy while inference is stuck and healthy again after.
 #[test]
-fn readiness_waits_for_restore_and_liveness_sees_a_stuck_worker() {
+fn readiness_waits_for_restore_and_liveness_sees_a_stuck_model_call() {
     let cluster = cluster(&TOPICS);
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
@@ -535,12 +572,12 @@ fn readiness_waits_for_restore_and_liveness_sees_a_stuck_worker() {
         saw_not_ready,
         "never saw /readyz answer 503 before the assignment"
     );
-    // liveness: the worker is stuck in predict
+    // liveness: the inference stage is stuck in predict
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (code, text) = http_get(&addr, "/healthz");
         if code == 503 {
-            assert!(text.contains("worker loop made no progress"), "{text}");
+            assert!(text.contains("inference loop made no progress"), "{text}");
             break;
         }
         assert!(Instant::now() < deadline, "never unhealthy: {text}");

@@ -1,8 +1,9 @@
-//! The worker thread: inference, the sink, producing predictions and dead letters, and the
+//! The worker thread: the sink, producing predictions and dead letters, and the
 //! [`OffsetLedger`] that decides which input offsets are durable.
 //!
-//! It takes [`Job`]s from the consumer loop (in order: a `Close` always follows the batches
-//! of the partitions it closes) and delivery reports from the producer, and it answers
+//! It takes [`Work`] from the inference stage (the consumer loop's jobs in their order, the
+//! batches scored: a `Close` always follows the batches of the partitions it closes) and
+//! delivery reports from the producer, and it answers
 //! through one typed channel of [`Event`]s: durable offsets to store, replies to `Recover`
 //! and `Close`, and failures with their [`ScorerError`]. It owns every piece of state it
 //! touches; nothing is shared with the consumer side but the channels.
@@ -18,34 +19,19 @@ use tracing::{debug, error, info, warn};
 use crate::health::{Health, Loop};
 use crate::kafka::{self, Delivery, ScorerProducer, Tag};
 use crate::metrics::Metrics;
-use crate::model::ModelHandle;
-use crate::pipeline::{score_batch, Batch, DeadLetter, DeliveryFailure, Lineage, OffsetLedger};
+use crate::pipeline::{DeadLetter, DeliveryFailure, OffsetLedger};
+use crate::service::inference::{Scored, Work};
 use crate::sink::{ClosedFile, PredictionSink, SourceKey};
 use crate::{Result, ScorerError};
-
-/// Work for the worker, in the order the consumer loop decided it.
-#[derive(Debug)]
-pub(crate) enum Job {
-    /// Score, write and produce a batch.
-    Batch(Batch),
-    /// Newly assigned partitions at their committed offsets: discard the files past those
-    /// offsets and start tracking the partitions. Answered by [`Event::Recovered`].
-    Recover(Vec<(i32, i64)>),
-    /// Revoked partitions: close their files, wait (bounded) for their records to be
-    /// acknowledged, forget them. Answered by [`Event::Closed`].
-    Close(Vec<i32>),
-    /// Close everything, wait for acknowledgements, answer [`Event::Closed`] and stop.
-    Shutdown,
-}
 
 /// What the worker reports.
 #[derive(Debug)]
 pub(crate) enum Event {
     /// Every message of `partition` below `next` is durable: the offset may be stored.
     Durable { partition: i32, next: i64 },
-    /// Reply to [`Job::Recover`]: how many files past the committed offsets were removed.
+    /// Reply to [`Work::Recover`]: how many files past the committed offsets were removed.
     Recovered(Result<usize>),
-    /// Reply to [`Job::Close`] and [`Job::Shutdown`]: the final durable offset of each
+    /// Reply to [`Work::Close`] and [`Work::Shutdown`]: the final durable offset of each
     /// partition closed.
     Closed(Vec<(i32, i64)>),
     /// The worker hit an error. A delivery failure leaves the worker running (other
@@ -64,7 +50,6 @@ pub(crate) struct Worker {
     pub tick: Duration,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub model: Arc<ModelHandle>,
     pub sink: Box<dyn PredictionSink>,
     pub producer: Arc<ScorerProducer>,
     pub deliveries: Receiver<Delivery>,
@@ -88,31 +73,32 @@ impl Worker {
         let _ = self.events.send(e);
     }
 
-    /// Runs until [`Job::Shutdown`], a closed job channel, or an error (reported as
+    /// Runs until [`Work::Shutdown`], a closed work channel, or an error (reported as
     /// [`Event::Failed`]).
-    pub fn run(mut self, jobs: Receiver<Job>) {
-        if let Err(e) = self.serve(&jobs) {
+    pub fn run(mut self, work: Receiver<Work>) {
+        if let Err(e) = self.serve(&work) {
             error!(error = %e, "worker stopped");
             self.emit(Event::Failed(e));
         }
         self.health.stopped(Loop::Worker);
     }
 
-    fn serve(&mut self, jobs: &Receiver<Job>) -> Result<()> {
+    fn serve(&mut self, work: &Receiver<Work>) -> Result<()> {
         loop {
             self.health.beat(Loop::Worker);
             crossbeam_channel::select! {
-                recv(jobs) -> job => match job {
-                    Ok(Job::Batch(b)) => self.process(b)?,
-                    Ok(Job::Recover(parts)) => {
+                recv(work) -> w => match w {
+                    Ok(Work::Scored(s)) => self.process(s)?,
+                    Ok(Work::Failed(e)) => return Err(e),
+                    Ok(Work::Recover(parts)) => {
                         let r = self.recover(&parts);
                         self.emit(Event::Recovered(r));
                     }
-                    Ok(Job::Close(parts)) => {
+                    Ok(Work::Close(parts)) => {
                         let closed = self.close(&parts)?;
                         self.emit(Event::Closed(closed));
                     }
-                    Ok(Job::Shutdown) | Err(_) => {
+                    Ok(Work::Shutdown) | Err(_) => {
                         let all = self.ledger.partitions();
                         let closed = self.close(&all)?;
                         self.emit(Event::Closed(closed));
@@ -232,38 +218,24 @@ impl Worker {
         Ok(out)
     }
 
-    fn process(&mut self, batch: Batch) -> Result<()> {
+    fn process(&mut self, batch: Scored) -> Result<()> {
         for d in &batch.dead_letters {
             self.produce_dead_letter(d);
         }
-        if !batch.windows.is_empty() {
-            let model = self.model.current();
-            let t = Instant::now();
-            let by_part = score_batch(
-                model.as_ref(),
-                &batch.windows,
-                trendscore_schemas::now_ms(),
-                Lineage::Kafka,
-            )?;
-            self.metrics
-                .inference_seconds
-                .observe(t.elapsed().as_secs_f64());
-            self.metrics.batch_size.observe(batch.windows.len() as f64);
-            let now = Instant::now();
-            for (p, part) in by_part {
-                if !self.ledger.tracks(p) {
-                    return Err(ScorerError::Internal(format!(
-                        "a batch holds windows of partition {p}, which is not assigned"
-                    )));
-                }
-                let closed = self
-                    .sink
-                    .write(&self.source(p), &part.rows, &part.offsets, now)?;
-                self.metrics.rows_scored.inc_by(part.rows.len() as u64);
-                self.live_ts.entry(p).or_default().extend(part.live_ts_ms);
-                self.produce_predictions(p, &part.rows, &part.offsets);
-                self.account(closed);
+        let now = Instant::now();
+        for (p, part) in batch.rows {
+            if !self.ledger.tracks(p) {
+                return Err(ScorerError::Internal(format!(
+                    "a batch holds windows of partition {p}, which is not assigned"
+                )));
             }
+            let closed = self
+                .sink
+                .write(&self.source(p), &part.rows, &part.offsets, now)?;
+            self.metrics.rows_scored.inc_by(part.rows.len() as u64);
+            self.live_ts.entry(p).or_default().extend(part.live_ts_ms);
+            self.produce_predictions(p, &part.rows, &part.offsets);
+            self.account(closed);
         }
         for (&p, &next) in &batch.next {
             self.ledger.processed(p, next);
