@@ -2,13 +2,13 @@
 //! model.
 //!
 //! It takes the consumer loop's [`Job`]s in their order, scores each batch in one model call,
-//! and hands the worker the same jobs in the same order as [`Work`], the batches scored. So
+//! and hands the worker the same jobs in the same order, the batches scored ([`Work`]). So
 //! the worker's side of a batch (Parquet encoding, fsyncs, producing, delivery reports) runs
 //! while the next batch is in the model, instead of the model waiting behind it. The stage
 //! is at most one scored batch ahead of the worker (a queue of one): its memory stays bounded
 //! and a `Close` waits behind at most that batch.
 //!
-//! Failures: a model error is handed on as [`Work::Failed`] (the worker reports it and stops)
+//! Failures: a model error is handed on in place of its batch (the worker reports it and stops)
 //! and the stage stops; a closed job channel (the consumer side went away) stops it, which
 //! closes the worker's channel in turn.
 
@@ -22,13 +22,13 @@ use crate::health::{Health, Loop};
 use crate::metrics::Metrics;
 use crate::model::ModelHandle;
 use crate::pipeline::{score_batch, Batch, DeadLetter, Lineage, PartitionRows};
-use crate::ScorerError;
 
-/// Work for the pipeline, in the order the consumer loop decided it.
+/// Work for the pipeline, in the order the consumer loop decided it: `B` is the batch, as
+/// the consumer loop collected it ([`Batch`]) or as the model scored it ([`Scored`]).
 #[derive(Debug)]
-pub(crate) enum Job {
+pub(crate) enum Job<B = Batch> {
     /// Score, write and produce a batch.
-    Batch(Batch),
+    Batch(B),
     /// Newly assigned partitions at their committed offsets: discard the files past those
     /// offsets and start tracking the partitions. Answered by `Event::Recovered`.
     Recover(Vec<(i32, i64)>),
@@ -50,20 +50,9 @@ pub(crate) struct Scored {
     pub next: BTreeMap<i32, i64>,
 }
 
-/// What the worker takes: the [`Job`]s, batches scored.
-#[derive(Debug)]
-pub(crate) enum Work {
-    /// A scored batch: write and produce it.
-    Scored(Scored),
-    /// As [`Job::Recover`].
-    Recover(Vec<(i32, i64)>),
-    /// As [`Job::Close`].
-    Close(Vec<i32>),
-    /// As [`Job::Shutdown`].
-    Shutdown,
-    /// The model failed on a batch: the worker reports it and stops.
-    Failed(ScorerError),
-}
+/// What the worker takes: the [`Job`]s with their batches scored, or the error the model
+/// gave on a batch (the worker reports it and stops).
+pub(crate) type Work = crate::Result<Job<Scored>>;
 
 /// How often the stage beats while it waits for a job or for room in the worker's queue.
 const BEAT: Duration = Duration::from_millis(200);
@@ -76,7 +65,7 @@ pub(crate) struct InferenceStage {
 
 impl InferenceStage {
     /// Runs until [`Job::Shutdown`] (handed on), a closed channel on either side, or a model
-    /// error (handed on as [`Work::Failed`]).
+    /// error (handed on).
     pub fn run(self, jobs: Receiver<Job>, work: Sender<Work>) {
         loop {
             self.health.beat(Loop::Inference);
@@ -85,15 +74,13 @@ impl InferenceStage {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let (next, last) = match job {
-                Job::Batch(b) => match self.score(b) {
-                    Ok(s) => (Work::Scored(s), false),
-                    Err(e) => (Work::Failed(e), true),
-                },
-                Job::Recover(p) => (Work::Recover(p), false),
-                Job::Close(p) => (Work::Close(p), false),
-                Job::Shutdown => (Work::Shutdown, true),
+            let next: Work = match job {
+                Job::Batch(b) => self.score(b).map(Job::Batch),
+                Job::Recover(p) => Ok(Job::Recover(p)),
+                Job::Close(p) => Ok(Job::Close(p)),
+                Job::Shutdown => Ok(Job::Shutdown),
             };
+            let last = matches!(next, Err(_) | Ok(Job::Shutdown));
             if !self.hand_on(&work, next) || last {
                 break;
             }

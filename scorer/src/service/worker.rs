@@ -20,7 +20,7 @@ use crate::health::{Health, Loop};
 use crate::kafka::{self, Delivery, ScorerProducer, Tag};
 use crate::metrics::Metrics;
 use crate::pipeline::{DeadLetter, DeliveryFailure, OffsetLedger};
-use crate::service::inference::{Scored, Work};
+use crate::service::inference::{Job, Scored, Work};
 use crate::sink::{ClosedFile, PredictionSink, SourceKey};
 use crate::{Result, ScorerError};
 
@@ -29,9 +29,9 @@ use crate::{Result, ScorerError};
 pub(crate) enum Event {
     /// Every message of `partition` below `next` is durable: the offset may be stored.
     Durable { partition: i32, next: i64 },
-    /// Reply to [`Work::Recover`]: how many files past the committed offsets were removed.
+    /// Reply to [`Job::Recover`]: how many files past the committed offsets were removed.
     Recovered(Result<usize>),
-    /// Reply to [`Work::Close`] and [`Work::Shutdown`]: the final durable offset of each
+    /// Reply to [`Job::Close`] and [`Job::Shutdown`]: the final durable offset of each
     /// partition closed.
     Closed(Vec<(i32, i64)>),
     /// The worker hit an error. A delivery failure leaves the worker running (other
@@ -73,8 +73,8 @@ impl Worker {
         let _ = self.events.send(e);
     }
 
-    /// Runs until [`Work::Shutdown`], a closed work channel, or an error (reported as
-    /// [`Event::Failed`]).
+    /// Runs until [`Job::Shutdown`], a closed work channel, or an error (its own or the
+    /// model's, reported as [`Event::Failed`]).
     pub fn run(mut self, work: Receiver<Work>) {
         if let Err(e) = self.serve(&work) {
             error!(error = %e, "worker stopped");
@@ -88,17 +88,17 @@ impl Worker {
             self.health.beat(Loop::Worker);
             crossbeam_channel::select! {
                 recv(work) -> w => match w {
-                    Ok(Work::Scored(s)) => self.process(s)?,
-                    Ok(Work::Failed(e)) => return Err(e),
-                    Ok(Work::Recover(parts)) => {
+                    Ok(Ok(Job::Batch(s))) => self.process(s)?,
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(Job::Recover(parts))) => {
                         let r = self.recover(&parts);
                         self.emit(Event::Recovered(r));
                     }
-                    Ok(Work::Close(parts)) => {
+                    Ok(Ok(Job::Close(parts))) => {
                         let closed = self.close(&parts)?;
                         self.emit(Event::Closed(closed));
                     }
-                    Ok(Work::Shutdown) | Err(_) => {
+                    Ok(Ok(Job::Shutdown)) | Err(_) => {
                         let all = self.ledger.partitions();
                         let closed = self.close(&all)?;
                         self.emit(Event::Closed(closed));
