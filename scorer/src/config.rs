@@ -395,8 +395,9 @@ impl Default for ShutdownConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// `/healthz` fails once the consumer loop, the inference stage or the worker has made no
-    /// progress for this many ms (a wedged poll, an inference call that never returns). Longer than any wait
-    /// the loops make on purpose (a 30 s broker request, a restore beats as it reads).
+    /// progress for this many ms (a wedged poll, an inference call that never returns).
+    /// Longer than any wait the loops make on purpose (a 30 s broker request, a restore
+    /// beats as it reads).
     /// Default 60000.
     pub stall_timeout_ms: u64,
 }

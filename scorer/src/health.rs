@@ -1,12 +1,12 @@
 //! Liveness and readiness, as facts the loops report and a verdict the HTTP probes read.
 //!
 //! - **Liveness** (`/healthz`): each loop (the consumer loop, the inference stage and the
-//!   worker) beats at least
-//!   every few hundred milliseconds while it runs, also while it waits for a broker, a
-//!   restore read or an acknowledgement. A loop whose last beat is older than
-//!   `health.stall_timeout_ms` is stuck (a wedged poll, an inference call that never
-//!   returns, a sink that hangs): the probe fails and Kubernetes restarts the pod. A loop
-//!   counts only once it has started, and not after it stopped cleanly.
+//!   worker) beats at least every few hundred milliseconds while it runs, also while it
+//!   waits for a broker, a restore read, an acknowledgement or room in the next queue. A
+//!   loop whose last beat is older than `health.stall_timeout_ms` is stuck (a wedged poll,
+//!   an inference call that never returns, a sink that hangs): the probe fails and
+//!   Kubernetes restarts the pod. A loop counts only once it has started, and not after it
+//!   stopped cleanly.
 //! - **Readiness** (`/readyz`): ready only while the consumer is in its group and every
 //!   partition assigned to it is restored ([`Phase::Ready`]); not while starting, during a
 //!   rebalance or restore, or while stopping. An instance that joined and was assigned no

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from paths import CACHE, ROOT, TARGET, binary  # noqa: F401 (CACHE, TARGET: used by the tests)
+from paths import CACHE, ROOT, TARGET, binary  # noqa: F401 (CACHE: for the tests that use the harness)
 SEQ = 12
 DIM = 62
 BASE_WEEK = dt.date(2023, 1, 6)  # a Friday

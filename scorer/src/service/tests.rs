@@ -416,7 +416,7 @@ fn a_model_error_stops_the_service_with_that_error_and_loses_nothing() {
         ok_calls: 2,
         calls: Default::default(),
     });
-    let r = start_with(&cfg, model.clone());
+    let r = start_with(&cfg, model);
     let e = r.handle.join().unwrap().unwrap_err();
     assert!(
         matches!(&e, ScorerError::Model(m) if m.contains("failed on purpose")),

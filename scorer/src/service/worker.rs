@@ -3,10 +3,10 @@
 //!
 //! It takes [`Work`] from the inference stage (the consumer loop's jobs in their order, the
 //! batches scored: a `Close` always follows the batches of the partitions it closes) and
-//! delivery reports from the producer, and it answers
-//! through one typed channel of [`Event`]s: durable offsets to store, replies to `Recover`
-//! and `Close`, and failures with their [`ScorerError`]. It owns every piece of state it
-//! touches; nothing is shared with the consumer side but the channels.
+//! delivery reports from the producer, and it answers through one typed channel of
+//! [`Event`]s: durable offsets to store, replies to `Recover` and `Close`, and failures with
+//! their [`ScorerError`]. It owns every piece of state it touches; nothing is shared with the
+//! consumer side but the channels.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
