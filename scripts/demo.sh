@@ -67,7 +67,7 @@ say "export"
 
 say "broker"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-NISSHI="$TRENDSCORE_CACHE/nisshi-0.8.1/bin/nisshi"
+NISSHI="$NISSHI_BIN"  # scripts/env.sh
 if [ "$BROKER" = real ] || { [ "$BROKER" = auto ] && [ -x "$NISSHI" ]; }; then
   rm -rf "$OUT/broker"
   BROKERS=$(deploy/broker/start.sh "$OUT/broker" "$PORT")

@@ -8,8 +8,8 @@
 # BROKER_AUTHENTICATION=1 requires SASL (SCRAM users: `nisshi user create NAME PASSWORD`).
 # Prints the bootstrap address (127.0.0.1:PORT) once the port accepts connections.
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/env.sh"  # TRENDSCORE_CACHE, CARGO_TARGET_DIR
-BROKER="${BROKER_BIN:-$TRENDSCORE_CACHE/nisshi-0.8.1/bin/nisshi}"
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/env.sh"  # TRENDSCORE_CACHE, NISSHI_BIN
+BROKER="${BROKER_BIN:-$NISSHI_BIN}"
 DATA_DIR="${1:-${BROKER_DATA_DIR:-$TRENDSCORE_CACHE/broker}}"
 PORT="${2:-${BROKER_PORT:-9092}}"
 if [[ ! -x "$BROKER" ]]; then

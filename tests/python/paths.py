@@ -13,6 +13,9 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.environ.get("TRENDSCORE_CACHE", os.path.expanduser("~/.cache/trendscore"))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target"))
+# The broker, as scripts/env.sh sets it (deploy/broker/install.sh installs it there).
+NISSHI_BIN = os.environ.get("NISSHI_BIN") or os.path.join(
+    os.environ.get("NISSHI_ROOT", os.path.join(CACHE, "nisshi-0.8.1")), "bin", "nisshi")
 BUILD_HINT = "build it with scripts/test.sh, or `. scripts/env.sh && cargo build --workspace --bins`"
 
 

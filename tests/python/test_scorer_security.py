@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import paths
 import scorer_harness as h
 
 USER, USER256, PASSWORD = "scorer", "scorer256", "s3cret-Pa55"
@@ -49,9 +50,8 @@ def broker(tmp_path_factory, pki):
     # a plaintext start of the same storage, then restart with TLS and authentication on.
     plain = h.Broker(data)
     plain.start()
-    nisshi = os.path.join(h.CACHE, "nisshi-0.8.1", "bin", "nisshi")
     for user, mech in [(USER, "scram512"), (USER256, "scram256")]:
-        r = subprocess.run([os.environ.get("BROKER_BIN", nisshi), "user", "create", "--broker", f"tcp://{plain.address}",
+        r = subprocess.run([os.environ.get("BROKER_BIN", paths.NISSHI_BIN), "user", "create", "--broker", f"tcp://{plain.address}",
                             "--mechanism", mech, user, PASSWORD], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
     plain.stop()
