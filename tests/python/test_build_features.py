@@ -2,9 +2,10 @@
 If a dev-dependency turns on a feature of a shared dependency that the binaries do not, the
 two resolve that dependency (and everything above it: arrow, tract) differently and a fresh
 machine compiles them twice. The first test fails when the two resolutions differ; the fix is a
-pin in workspace-hack/Cargo.toml. The second guards the dev profile's per-crate opt-levels
-(Cargo.toml): every override names a crate in the build, and none of the hot-path crates is
-compiled unoptimised."""
+pin in workspace-hack/Cargo.toml. The second guards the dev profile's per-crate settings
+(Cargo.toml): every override names a crate in the build, none of the hot-path crates is
+compiled unoptimised, and dependencies run without debug assertions and overflow checks (as in
+a release build) while the workspace's own crates keep them."""
 
 import os
 import subprocess
@@ -58,6 +59,16 @@ def test_dev_profile_overrides_name_real_packages_and_spare_the_hot_paths():
     assert len(cold) > 20, cold
     hot = [n for n in cold if n.startswith(HOT_PREFIXES) or n in HOT]
     assert not hot, f"hot-path crates compiled unoptimised in the dev profile: {hot}"
+    # Dependencies run as in a release build (tract with debug assertions NaN-fills every
+    # fresh tensor and re-checks every node's facts on every LSTM step); the workspace's own
+    # crates keep the checks.
+    assert overrides["*"].get("debug-assertions") is False and overrides["*"].get("overflow-checks") is False
+    checked_again = sorted(n for n, o in overrides.items() if n != "*" and (o.get("debug-assertions") or
+                                                                          o.get("overflow-checks")))
+    assert not checked_again, f"dependencies built with debug assertions or overflow checks: {checked_again}"
+    unchecked_own = sorted(n for n, o in overrides.items() if n.startswith("trendscore-") and
+                           (o.get("debug-assertions") is False or o.get("overflow-checks") is False))
+    assert not unchecked_own, f"workspace crates built without their checks: {unchecked_own}"
 
 
 def ci_lint_env():
