@@ -11,11 +11,17 @@ Runs, one after the other on the same machine and the same default-config model:
      plain-Python consumer (confluent-kafka + onnxruntime + pyarrow), beside the same
      backend's inference-only windows/s at the stream's batch size, and the same to S3 (a moto
      server on loopback) against the local sink (scorer_bench.py).
-Then prints the machine (CPU, cores, AVX flags), the load before and after, and the table.
+  5. one training epoch, `trainer fit --epochs 1` vs the same epoch in PyTorch (bench_epoch.py);
+and, where CUDA is present (`--parts gpu`; the default adds it when PyTorch sees a GPU):
+  6. the training step and one epoch on the GPU (batch 32, the default, and 1024), Rust vs
+     PyTorch, and ort-cuda windows/s at batch 1024 and 8192 vs PyTorch eager and Python
+     onnxruntime on CUDA (onnxruntime-gpu), all host in, host out.
+Then prints the machine (CPU, cores, AVX flags, the GPU), the load before and after, and the table.
 `--short` uses tiny sizes so CI runs it (it must not rot); it asserts nothing about speed.
-`--json-out FILE` writes every figure as JSON.
+`--json-out FILE` writes every figure as JSON. `--rows FILE` trains the epochs on these weekly
+rows (e.g. the main job's runs/demo/rows.parquet) instead of `trainer synth` rows.
 
-    python3 tests/python/bench_all.py [--short] [--threads 2] [--json-out bench.json]
+    python3 tests/python/bench_all.py [--short] [--threads 2] [--parts cpu,gpu] [--rows R] [--json-out bench.json]
 """
 
 from __future__ import annotations
@@ -43,7 +49,18 @@ def machine() -> str:
     except OSError:
         pass
     simd = ",".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "amx_tile") if f in flags) or "none"
-    return f"{model}; {os.cpu_count()} cores; {simd}; {platform.system()} {platform.release()}"
+    desc = f"{model}; {os.cpu_count()} cores; {simd}; {platform.system()} {platform.release()}"
+    gpu = gpu_name()
+    return desc + (f"; GPU {gpu}" if gpu else "")
+
+
+def gpu_name() -> str | None:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001 (no torch, no driver: no GPU)
+        return None
 
 
 def loadavg() -> str:
@@ -53,8 +70,8 @@ def loadavg() -> str:
         return "?"
 
 
-def run(script: str, args: list, tmp: str) -> object:
-    out = os.path.join(tmp, script.replace(".py", ".json"))
+def run(script: str, args: list, tmp: str, tag: str = "") -> object:
+    out = os.path.join(tmp, script.replace(".py", f"{tag}.json"))
     cmd = [sys.executable, os.path.join(HERE, script), *args, "--json-out", out]
     print("+ " + " ".join(cmd[1:]), flush=True)
     t = time.perf_counter()
@@ -71,44 +88,29 @@ def ratio(a, b) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--short", action="store_true", help="tiny sizes: it must run; figures mean little")
-    ap.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 2))
-    ap.add_argument("--json-out")
-    a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="trendscore-bench-")
-    ckpt = os.path.join(tmp, "ckpt")
-    subprocess.run([sys.executable, os.path.join(HERE, "make_checkpoint.py"), "--out", ckpt, "--preset", "default"],
-                   check=True, stdout=subprocess.DEVNULL)
-    import scorer_model  # noqa: E402  (the exporter binary it resolves is the one under test)
+def epoch_rows(epoch: list, where: str) -> list:
+    return [(f"train epoch{where}, batch {e['batch_size']}, {e['train_windows']} win", "trainer fit --epochs 1",
+             e["rust_windows_per_s"], "PyTorch, same epoch", e["pytorch_windows_per_s"], "win/s") for e in epoch]
 
-    model = os.path.join(tmp, "model.onnx")
-    subprocess.run([scorer_model.exporter_bin(), "--checkpoint", ckpt, "--out", model], check=True,
-                   stdout=subprocess.DEVNULL)
-    threads = str(a.threads)
-    load0 = loadavg()
-    t0 = time.time()
-    if a.short:
-        train = run("bench_train_step.py", ["--threads", threads, "--iters", "2", "--batches", "32"], tmp)
-        infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads, "--batches", "1,64",
-                                           "--seconds", "0.3"], tmp)
-        backfill = run("backfill_bench.py", ["--model", model, "--short"], tmp)
-        stream = run("scorer_bench.py", ["--tickers", "10", "--weeks", "20", "--rate", "50", "--seconds", "1",
-                                         "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
-    else:
-        train = run("bench_train_step.py", ["--threads", threads, "--iters", "15", "--batches", "32,256"], tmp)
-        infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads,
-                                           "--batches", "1,64,256,1024", "--seconds", "3"], tmp)
-        backfill = run("backfill_bench.py", ["--model", model, "--tickers", "500", "--weeks", "600"], tmp)
-        stream = run("scorer_bench.py", ["--tickers", "200", "--weeks", "300", "--rate", "200", "--seconds", "10",
-                                         "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
-    load1 = loadavg()
 
-    rows = []  # (what, ours, ours_value, peer, peer_value, unit)
+def backfill_rows(backfill: list, where: str) -> list:
+    rows = []
+    plain = next(r for r in backfill if r["who"].startswith("plain"))
+    for r in backfill:
+        if r is plain:
+            continue
+        small = r.get("max_rows_in_memory", 0) < 2_000_000
+        what = f"{where}backfill, {r['threads']} thr" + (f", ≤{r['max_rows_in_memory']} rows in memory" if small else "")
+        rows.append((what, r["who"], r["rows_per_s"], "plain Python (CPU), 2 thr", plain["rows_per_s"], "rows/s"))
+    return rows
+
+
+def cpu_rows(train, infer, backfill, stream, epoch) -> list:
+    rows = []
     for t in train:
         rows.append((f"train step, batch {t['batch']}", "Rust trainer (tch)", t["rust_seq_per_s"],
                      "PyTorch", t["pytorch_seq_per_s"], "seq/s"))
+    rows += epoch_rows(epoch, "")
     inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in infer}
     batches = sorted({b for _, b in inf})
     for b in batches:
@@ -120,13 +122,7 @@ def main() -> int:
         if ("pytorch-eager", b) in inf:
             rows.append((f"inference, batch {b}", "PyTorch eager", inf[("pytorch-eager", b)],
                          "Python onnxruntime, best form", inf.get(("python-ort", b)), "win/s"))
-    plain = next(r for r in backfill if r["who"].startswith("plain"))
-    for r in backfill:
-        if r is plain:
-            continue
-        small = r.get("max_rows_in_memory", 0) < 2_000_000
-        what = f"backfill, {r['threads']} thr" + (f", ≤{r['max_rows_in_memory']} rows in memory" if small else "")
-        rows.append((what, r["who"], r["rows_per_s"], "plain Python, 2 thr", plain["rows_per_s"], "rows/s"))
+    rows += backfill_rows(backfill, "")
     py = stream.get("python", {}).get("rows_per_s")
     stream_batch = 1024  # the scorer's default batch.max_rows, what scorer_bench.py runs
     for kind, r in stream.items():
@@ -141,6 +137,87 @@ def main() -> int:
         only = inf.get(("rust-" + kind, stream_batch)) or inf.get(("rust-" + kind, max(batches)))
         rows.append(("stream vs inference only", f"scorer {kind}", r["preds_per_s"], f"{kind} inference only", only,
                      "win/s"))
+    return rows
+
+
+def gpu_rows(gpu: dict) -> list:
+    rows = [(f"GPU train step, batch {t['batch']}", "Rust trainer (tch), CUDA", t["rust_seq_per_s"],
+             "PyTorch, CUDA", t["pytorch_seq_per_s"], "seq/s") for t in gpu["train"]]
+    rows += epoch_rows(gpu["epoch"], " on GPU")
+    inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in gpu["infer"]}
+    for b in sorted({b for _, b in inf}):
+        for form in ("op", "unrolled"):
+            if (f"rust-ort-cuda-{form}", b) in inf:
+                rows.append((f"GPU inference, batch {b}", f"ort-cuda, {form} LSTM", inf[(f"rust-ort-cuda-{form}", b)],
+                             "Python onnxruntime CUDA, best", inf.get(("python-ort", b)), "win/s"))
+        rows.append((f"GPU inference, batch {b}", "PyTorch eager, CUDA", inf[("pytorch-eager", b)],
+                     "Python onnxruntime CUDA, best", inf.get(("python-ort", b)), "win/s"))
+    return rows + backfill_rows(gpu["backfill"], "GPU ")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--short", action="store_true", help="tiny sizes: it must run; figures mean little")
+    ap.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 2))
+    ap.add_argument("--parts", help="cpu, gpu or cpu,gpu [cpu, and gpu when PyTorch sees a GPU]")
+    ap.add_argument("--rows", help="weekly rows (Parquet) for the training epochs [trainer synth rows]")
+    ap.add_argument("--json-out")
+    a = ap.parse_args()
+    parts = set((a.parts or ("cpu,gpu" if gpu_name() else "cpu")).split(","))
+    if parts - {"cpu", "gpu"}:
+        ap.error(f"--parts: unknown {sorted(parts - {'cpu', 'gpu'})}")
+    epoch_rows = ["--rows", os.path.abspath(a.rows)] if a.rows else None
+    tmp = tempfile.mkdtemp(prefix="trendscore-bench-")
+    ckpt = os.path.join(tmp, "ckpt")
+    subprocess.run([sys.executable, os.path.join(HERE, "make_checkpoint.py"), "--out", ckpt, "--preset", "default"],
+                   check=True, stdout=subprocess.DEVNULL)
+    import scorer_model  # noqa: E402  (the exporter binary it resolves is the one under test)
+
+    model = os.path.join(tmp, "model.onnx")
+    subprocess.run([scorer_model.exporter_bin(), "--checkpoint", ckpt, "--out", model], check=True,
+                   stdout=subprocess.DEVNULL)
+    threads = str(a.threads)
+    load0 = loadavg()
+    t0 = time.time()
+    train = infer = backfill = stream = epoch = None
+    gpu = {}
+    if "cpu" in parts and a.short:
+        train = run("bench_train_step.py", ["--threads", threads, "--iters", "2", "--batches", "32"], tmp)
+        infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads, "--batches", "1,64",
+                                           "--seconds", "0.3"], tmp)
+        backfill = run("backfill_bench.py", ["--model", model, "--short"], tmp)
+        stream = run("scorer_bench.py", ["--tickers", "10", "--weeks", "20", "--rate", "50", "--seconds", "1",
+                                         "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
+        epoch = run("bench_epoch.py", [*(epoch_rows or ["--synth", "3,80"]), "--threads", threads], tmp)
+    elif "cpu" in parts:
+        train = run("bench_train_step.py", ["--threads", threads, "--iters", "15", "--batches", "32,256"], tmp)
+        infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads,
+                                           "--batches", "1,64,256,1024", "--seconds", "3"], tmp)
+        backfill = run("backfill_bench.py", ["--model", model, "--tickers", "500", "--weeks", "600"], tmp)
+        stream = run("scorer_bench.py", ["--tickers", "200", "--weeks", "300", "--rate", "200", "--seconds", "10",
+                                         "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
+        epoch = run("bench_epoch.py", [*(epoch_rows or ["--synth", "20,300"]), "--threads", threads], tmp)
+    if "gpu" in parts:
+        short = a.short
+        gpu["train"] = run("bench_train_step.py", ["--device", "cuda", "--threads", threads, "--iters",
+                                                   "2" if short else "20", "--batches", "32" if short else "32,1024"],
+                           tmp, tag="gpu")
+        gpu["epoch"] = run("bench_epoch.py", [*(epoch_rows or ["--synth", "3,80" if short else "200,600"]),
+                                              "--device", "cuda", "--threads", threads,
+                                              "--batch-sizes", "32" if short else "32,1024"], tmp, tag="gpu")
+        gpu["infer"] = run("bench_inference.py", ["--checkpoint", ckpt, "--device", "cuda", "--threads", threads,
+                                                  "--batches", "64,1024" if short else "1024,8192",
+                                                  "--seconds", "0.3" if short else "3"], tmp, tag="gpu")
+        gpu["backfill"] = run("backfill_bench.py", ["--model", model, "--backends", "ort-cuda",
+                                                    *(["--short"] if short else ["--tickers", "500", "--weeks", "600"])],
+                              tmp, tag="gpu")
+    load1 = loadavg()
+
+    rows = []  # (what, ours, ours_value, peer, peer_value, unit)
+    if "cpu" in parts:
+        rows += cpu_rows(train, infer, backfill, stream, epoch)
+    if "gpu" in parts:
+        rows += gpu_rows(gpu)
 
     print()
     print(f"machine: {machine()}")
@@ -157,7 +234,7 @@ def main() -> int:
         with open(a.json_out, "w") as f:
             json.dump({"machine": machine(), "threads": a.threads, "load_before": load0, "load_after": load1,
                        "short": a.short, "train": train, "inference": infer, "backfill": backfill,
-                       "stream": stream}, f, indent=1)
+                       "stream": stream, "epoch": epoch, "gpu": gpu}, f, indent=1)
     return 0
 
 

@@ -10,6 +10,10 @@ peer). Without --checkpoint a default-config checkpoint is made with make_checkp
 not change speed). The Rust numbers come from `exporter bench` (binary: $EXPORTER_BIN, else the
 newer of the release and dev builds under $CARGO_TARGET_DIR; the dev profile builds tract and
 ort at opt-level 2, so either gives representative figures).
+`--device cuda` measures the GPU instead: PyTorch eager on CUDA, Python onnxruntime on its CUDA
+execution provider (onnxruntime-gpu; the script fails rather than measure the CPU when the
+provider does not take the session) and `exporter bench --backend ort-cuda`; every runner takes
+host inputs and returns host outputs in each call, as the scorer does.
 Nothing is asserted: the script prints windows/s and ratios.
 """
 
@@ -65,9 +69,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="1,64,1024")
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--backends", default="ort-cpu,tract", help="Rust backends for exporter bench")
+    ap.add_argument("--backends", help="Rust backends for exporter bench [ort-cpu,tract; ort-cuda with --device cuda]")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda [cpu]")
     ap.add_argument("--json-out", help="also write the figures as JSON here")
     args = ap.parse_args()
+    cuda = args.device == "cuda"
+    args.backends = args.backends or ("ort-cuda" if cuda else "ort-cpu,tract")
     batches = [int(b) for b in args.batches.split(",")]
     work = tempfile.mkdtemp(prefix="trendscore-bench-")
     ckpt = args.checkpoint
@@ -95,13 +102,17 @@ def main() -> int:
 
     results = {}
     torch.set_num_threads(args.threads)
-    tmean, tstd = torch.from_numpy(mean), torch.from_numpy(std)
+    dev = torch.device("cuda" if cuda else "cpu")
+    model = model.to(dev)
+    tmean, tstd = torch.from_numpy(mean).to(dev), torch.from_numpy(std).to(dev)
     for b in batches:
         x = torch.from_numpy(inputs[:b])
 
         def torch_run():
             with torch.inference_mode():
-                model((x - tmean) / tstd)
+                out = model((x.to(dev) - tmean) / tstd)
+                if cuda:  # host out, as every other runner
+                    {k: v.cpu() for k, v in out.items()}
 
         results[("pytorch-eager", b)] = rate(torch_run, b, args.seconds)
 
@@ -110,8 +121,12 @@ def main() -> int:
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
+    providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
     for form, path in paths.items():
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(path, so, providers=providers)
+        if sess.get_providers()[0] != providers[0]:
+            sys.exit(f"Python onnxruntime did not take {providers[0]} (got {sess.get_providers()}): install "
+                     "onnxruntime-gpu and the CUDA libraries it needs")
         for b in batches:
             feed = {"features": inputs[:b]}
             results[(f"python-ort-{form}", b)] = rate(lambda: sess.run(None, feed), b, args.seconds)
@@ -124,7 +139,9 @@ def main() -> int:
         cmd = [exporter_bin(), "bench", "--model", path, "--inputs", inputs_path, "--backend", args.backends,
                "--threads", str(args.threads), "--batches", args.batches, "--seconds", str(args.seconds),
                "--json", out_json]
-        subprocess.run(cmd, check=True, capture_output=True)
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            sys.exit(f"exporter bench failed ({res.returncode}):\n{res.stderr[-3000:]}")
         for r in json.load(open(out_json)):
             results[(f"rust-{r['backend']}-{form}", r["batch"])] = r["windows_per_s"]
             if form == FORMS[0]:
@@ -132,17 +149,20 @@ def main() -> int:
 
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump([{"runner": k[0], "batch": k[1], "threads": args.threads, "windows_per_s": v}
+            json.dump([{"runner": k[0], "batch": k[1], "threads": args.threads, "device": args.device,
+                        "windows_per_s": v}
                        for k, v in results.items()], f)
     names = ["pytorch-eager"] + [f"python-ort-{f}" for f in FORMS] + [
         f"rust-{b}-{f}" for f in FORMS for b in args.backends.split(",")]
-    print(f"threads={args.threads}  model={onnx_path}  (windows/s; ratios against rust-ort-cpu and pytorch-eager)")
+    base_runner = "rust-ort-cuda" if cuda else "rust-ort-cpu"
+    print(f"device={args.device}  threads={args.threads}  model={onnx_path}  (windows/s; ratios against "
+          f"{base_runner} and pytorch-eager)")
     print(f"{'runner':<22}" + "".join(f"{'batch ' + str(b):>30}" for b in batches))
     for nme in names:
         row = f"{nme:<22}"
         for b in batches:
             v = results.get((nme, b))
-            base = results.get(("rust-ort-cpu", b))
+            base = results.get((base_runner, b))
             pt = results.get(("pytorch-eager", b))
             if v is None:
                 row += f"{'-':>30}"

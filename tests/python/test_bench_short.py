@@ -15,7 +15,7 @@ def test_bench_all_short(tmp_path):
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     table = r.stdout
-    for section in ("train step", "inference, batch 64", "backfill", "stream topic->Parquet",
+    for section in ("train step", "train epoch", "inference, batch 64", "backfill", "stream topic->Parquet",
                     "stream vs inference only", "stream to S3", "machine:", "load average"):
         assert section in table, f"{section!r} missing:\n{table[-3000:]}"
     data = json.loads(out.read_text())
@@ -25,5 +25,8 @@ def test_bench_all_short(tmp_path):
     assert {"tract", "ort-cpu", "python", "tract-s3"} <= set(data["stream"]), data["stream"].keys()
     for kind, r in data["stream"].items():
         assert r["rows_per_s"] > 0, (kind, r)
+    for e in data["epoch"]:  # one epoch on each side, over the same training windows
+        assert e["train_windows"] > 0 and e["rust_windows_per_s"] > 0 and e["pytorch_windows_per_s"] > 0, e
+    assert data["epoch"], data.keys()
     assert any(b["who"].startswith("plain") for b in data["backfill"])
     assert all(b["rows_per_s"] > 0 for b in data["backfill"])
