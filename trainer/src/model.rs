@@ -181,6 +181,12 @@ impl TrendModel {
         &self.cfg
     }
 
+    /// The LSTM's weights in the order the LSTM takes them (per layer and direction: w_ih,
+    /// w_hh, b_ih, b_hh), for the optimiser's buffer layout ([`crate::optim::layout_order`]).
+    pub fn lstm_weights(&self) -> Vec<&Tensor> {
+        self.lstm_weights.iter().collect()
+    }
+
     /// `x`: (batch, seq, input_dim) float32, already normalised. `train` enables dropout.
     pub fn forward(&self, x: &Tensor, train: bool) -> ModelOutput {
         let (b, s, _) = x.size3().expect("input must be (batch, seq, input_dim)");

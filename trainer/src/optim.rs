@@ -17,14 +17,27 @@ use crate::config::{OptimizerConfig, OptimizerKind, SchedulerConfig, SchedulerKi
 use crate::error::{Result, TrainerError};
 
 /// An optimiser over named parameters.
+///
+/// The parameters live in one flat buffer: [`Optimizer::new`] moves each parameter's data into
+/// a view of it (`set_data`, the same tensors the model and the VarStore hold), so that an update
+/// is a dozen operations on one tensor instead of a dozen per parameter. On CUDA that is the
+/// difference between about 40 and about 600 kernel launches per step (the PyTorch peer uses its
+/// multi-tensor `foreach` kernels for the same reason). The step's gradients are gathered into
+/// one flat tensor (one `cat`), which clipping scales and the update reads; the parameters'
+/// own `.grad` tensors are left as the backward pass wrote them.
 #[derive(Debug)]
 pub struct Optimizer {
     cfg: OptimizerConfig,
+    /// (name, tensor): each tensor's data is a view of `flat`, in layout order.
     params: Vec<(String, Tensor)>,
-    /// First moment (Adam) or momentum buffer (SGD), per parameter.
-    m: Vec<Option<Tensor>>,
-    /// Second moment (Adam), per parameter.
-    v: Vec<Option<Tensor>>,
+    /// Every parameter, one after the other (1-D).
+    flat: Tensor,
+    /// The step's gradients in `flat`'s layout, once gathered (by clipping or the update).
+    grads: Option<Tensor>,
+    /// First moment (Adam) or momentum buffer (SGD), in `flat`'s layout.
+    m: Option<Tensor>,
+    /// Second moment (Adam), in `flat`'s layout.
+    v: Option<Tensor>,
     /// Steps taken.
     pub step: i64,
     /// Current learning rate.
@@ -32,120 +45,162 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    /// Optimises `params` (name, trainable tensor), sorted by name for a stable state layout.
+    /// Optimises `params` (name, trainable tensor, all on one device and of one kind), laid out
+    /// in the order given (a model's LSTM weights first and in its order let cuDNN use the buffer
+    /// as its packed weights, [`layout_order`]).
     pub fn new(cfg: &OptimizerConfig, mut params: Vec<(String, Tensor)>) -> Self {
-        params.sort_by(|a, b| a.0.cmp(&b.0));
-        let n = params.len();
+        let _guard = tch::no_grad_guard();
+        let flat = if params.is_empty() {
+            Tensor::zeros([0], (Kind::Float, tch::Device::Cpu))
+        } else {
+            let parts: Vec<Tensor> = params
+                .iter()
+                .map(|(_, p)| p.detach().reshape([-1]))
+                .collect();
+            Tensor::cat(&parts, 0)
+        };
+        let mut offset = 0i64;
+        for (_, p) in &mut params {
+            let n = p.numel() as i64;
+            let view = flat.narrow(0, offset, n).view(p.size().as_slice());
+            p.set_data(&view);
+            offset += n;
+        }
         Self {
             cfg: cfg.clone(),
             params,
-            m: (0..n).map(|_| None).collect(),
-            v: (0..n).map(|_| None).collect(),
+            flat,
+            grads: None,
+            m: None,
+            v: None,
             step: 0,
             lr: cfg.learning_rate,
         }
     }
 
-    /// Zeroes every gradient.
+    /// Zeroes every gradient (and forgets the gathered ones).
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {
             p.zero_grad();
         }
+        self.grads = None;
     }
 
-    /// Rescales gradients so their global L2 norm is at most `max_norm` (PyTorch's
-    /// `clip_grad_norm_`: coefficient `max_norm / (norm + 1e-6)`, capped at 1). Returns the norm
-    /// before clipping.
+    /// The step's gradients in the flat layout; a parameter without one counts as zero.
+    fn gathered(&mut self) -> &Tensor {
+        if self.grads.is_none() {
+            let parts: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|(_, p)| {
+                    let g = p.grad();
+                    if g.defined() {
+                        g.reshape([-1])
+                    } else {
+                        Tensor::zeros([p.numel() as i64], (p.kind(), p.device()))
+                    }
+                })
+                .collect();
+            self.grads = Some(if parts.is_empty() {
+                self.flat.zeros_like()
+            } else {
+                Tensor::cat(&parts, 0)
+            });
+        }
+        self.grads.as_ref().expect("just gathered")
+    }
+
+    /// Rescales the step's gradients so their global L2 norm is at most `max_norm` (PyTorch's
+    /// `clip_grad_norm_`: coefficient `max_norm / (norm + 1e-6)`, capped at 1); the update then
+    /// uses the rescaled ones. Returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|(_, p)| p.grad())
-            .filter(|g| g.defined())
-            .collect();
-        if grads.is_empty() {
+        if self.params.is_empty() {
             return 0.0;
         }
-        let sq: Vec<Tensor> = grads.iter().map(|g| g.square().sum(Kind::Float)).collect();
-        let total = Tensor::stack(&sq, 0)
-            .sum(Kind::Float)
-            .sqrt()
-            .double_value(&[]);
+        let g = self.gathered().shallow_clone();
+        let norm = g.norm();
         if max_norm > 0.0 {
-            let coef = (max_norm / (total + 1e-6)).min(1.0);
-            if coef < 1.0 {
-                for mut g in grads {
-                    let _ = g.g_mul_scalar_(coef);
-                }
-            }
+            // computed on the device: no wait for the norm before the update is queued
+            let coef = ((&norm + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
+            let mut g = g;
+            let _ = g.g_mul_(&coef);
         }
-        total
+        norm.double_value(&[])
     }
 
-    /// One update with the current gradients and `self.lr`.
+    /// One update with the step's gradients and `self.lr`.
     pub fn step(&mut self) {
         let _guard = tch::no_grad_guard();
+        if self.params.is_empty() {
+            return;
+        }
         self.step += 1;
-        let c = &self.cfg;
+        let c = self.cfg.clone();
         let (lr, wd) = (self.lr, c.weight_decay);
-        for (i, (_, p)) in self.params.iter_mut().enumerate() {
-            let g = p.grad();
-            if !g.defined() {
-                continue;
+        let g = self.gathered().shallow_clone();
+        let mut p = self.flat.shallow_clone();
+        match c.kind {
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                let g = if c.kind == OptimizerKind::Adam && wd != 0.0 {
+                    &g + &p * wd
+                } else {
+                    g
+                };
+                if c.kind == OptimizerKind::Adamw && wd != 0.0 {
+                    let _ = p.g_mul_scalar_(1.0 - lr * wd);
+                }
+                let m = match &self.m {
+                    Some(m) => m * c.beta1 + &g * (1.0 - c.beta1),
+                    None => &g * (1.0 - c.beta1),
+                };
+                let v = match &self.v {
+                    Some(v) => v * c.beta2 + g.square() * (1.0 - c.beta2),
+                    None => g.square() * (1.0 - c.beta2),
+                };
+                let bc1 = 1.0 - c.beta1.powi(self.step as i32);
+                let bc2 = 1.0 - c.beta2.powi(self.step as i32);
+                let denom = v.sqrt() / bc2.sqrt() + c.eps;
+                let _ = p.g_sub_(&(&m / denom * (lr / bc1)));
+                self.m = Some(m);
+                self.v = Some(v);
             }
-            match c.kind {
-                OptimizerKind::Adam | OptimizerKind::Adamw => {
-                    let g = if c.kind == OptimizerKind::Adam && wd != 0.0 {
-                        &g + &*p * wd
-                    } else {
-                        g
+            OptimizerKind::Sgd => {
+                let g = if wd != 0.0 { &g + &p * wd } else { g };
+                let upd = if c.momentum != 0.0 {
+                    let buf = match &self.m {
+                        Some(b) => b * c.momentum + &g,
+                        None => g.copy(),
                     };
-                    if c.kind == OptimizerKind::Adamw && wd != 0.0 {
-                        let _ = p.g_mul_scalar_(1.0 - lr * wd);
-                    }
-                    let m = match &self.m[i] {
-                        Some(m) => m * c.beta1 + &g * (1.0 - c.beta1),
-                        None => &g * (1.0 - c.beta1),
-                    };
-                    let v = match &self.v[i] {
-                        Some(v) => v * c.beta2 + g.square() * (1.0 - c.beta2),
-                        None => g.square() * (1.0 - c.beta2),
-                    };
-                    let bc1 = 1.0 - c.beta1.powi(self.step as i32);
-                    let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-                    let denom = v.sqrt() / bc2.sqrt() + c.eps;
-                    let _ = p.g_sub_(&(&m / denom * (lr / bc1)));
-                    self.m[i] = Some(m);
-                    self.v[i] = Some(v);
-                }
-                OptimizerKind::Sgd => {
-                    let g = if wd != 0.0 { &g + &*p * wd } else { g };
-                    let upd = if c.momentum != 0.0 {
-                        let buf = match &self.m[i] {
-                            Some(b) => b * c.momentum + &g,
-                            None => g.copy(),
-                        };
-                        self.m[i] = Some(buf.shallow_clone());
-                        buf
-                    } else {
-                        g
-                    };
-                    let _ = p.g_sub_(&(upd * lr));
-                }
+                    self.m = Some(buf.shallow_clone());
+                    buf
+                } else {
+                    g
+                };
+                let _ = p.g_sub_(&(upd * lr));
             }
         }
+    }
+
+    /// Each parameter's slice of a flat-layout tensor, shaped like the parameter.
+    fn unflatten<'a>(&'a self, flat: &'a Tensor) -> impl Iterator<Item = (&'a str, Tensor)> + 'a {
+        let mut offset = 0i64;
+        self.params.iter().map(move |(name, p)| {
+            let n = p.numel() as i64;
+            let t = flat.narrow(0, offset, n).view(p.size().as_slice());
+            offset += n;
+            (name.as_str(), t)
+        })
     }
 
     /// Saves the moments/buffers to a safetensors file (`{param}.m`, `{param}.v`).
     pub fn save_state(&self, path: &Path) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = Vec::new();
-        for (i, (name, _)) in self.params.iter().enumerate() {
-            if let Some(m) = &self.m[i] {
-                named.push((format!("{name}.m"), m.to_device(tch::Device::Cpu)));
-            }
-            if let Some(v) = &self.v[i] {
-                named.push((format!("{name}.v"), v.to_device(tch::Device::Cpu)));
+        for (suffix, state) in [("m", &self.m), ("v", &self.v)] {
+            if let Some(flat) = state {
+                for (name, t) in self.unflatten(flat) {
+                    named.push((format!("{name}.{suffix}"), t.to_device(tch::Device::Cpu)));
+                }
             }
         }
         if named.is_empty() {
@@ -159,20 +214,51 @@ impl Optimizer {
     }
 
     /// Restores what [`Optimizer::save_state`] wrote; `step` comes from the training state.
+    /// A moment missing for some parameters reads as zero for those.
     pub fn load_state(&mut self, path: &Path, step: i64) -> Result<()> {
         let named = Tensor::read_safetensors(path)?;
         let map: std::collections::HashMap<String, Tensor> = named.into_iter().collect();
-        for (i, (name, p)) in self.params.iter().enumerate() {
-            self.m[i] = map
-                .get(&format!("{name}.m"))
-                .map(|t| t.to_device(p.device()));
-            self.v[i] = map
-                .get(&format!("{name}.v"))
-                .map(|t| t.to_device(p.device()));
-        }
+        let load = |suffix: &str| -> Option<Tensor> {
+            let parts: Vec<Option<Tensor>> = self
+                .params
+                .iter()
+                .map(|(name, p)| {
+                    map.get(&format!("{name}.{suffix}"))
+                        .map(|t| t.to_device(p.device()).to_kind(p.kind()).reshape([-1]))
+                })
+                .collect();
+            if parts.iter().all(Option::is_none) {
+                return None;
+            }
+            let parts: Vec<Tensor> = parts
+                .into_iter()
+                .zip(&self.params)
+                .map(|(t, (_, p))| {
+                    t.unwrap_or_else(|| Tensor::zeros([p.numel() as i64], (p.kind(), p.device())))
+                })
+                .collect();
+            Some(Tensor::cat(&parts, 0))
+        };
+        self.m = load("m");
+        self.v = load("v");
         self.step = step;
         Ok(())
     }
+}
+
+/// `params` in the flat buffer's order: the tensors of `first` (a model's LSTM weights, in the
+/// order the LSTM takes them) at the front, so that cuDNN can take them as its packed weight
+/// buffer instead of copying them on every forward pass, then the rest by name.
+pub fn layout_order(mut params: Vec<(String, Tensor)>, first: &[&Tensor]) -> Vec<(String, Tensor)> {
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let rank = |t: &Tensor| {
+        first
+            .iter()
+            .position(|f| f.data_ptr() == t.data_ptr())
+            .unwrap_or(first.len())
+    };
+    params.sort_by_key(|(_, t)| rank(t));
+    params
 }
 
 /// Cosine schedule with linear warm-up, per epoch (0-based `epoch` of `total` epochs):
@@ -421,17 +507,76 @@ mod tests {
     #[test]
     fn clipping_bounds_the_global_norm() {
         let p = Tensor::from_slice(&[3.0f32, 4.0]).set_requires_grad(true);
-        let mut opt = Optimizer::new(
-            &OptimizerConfig::default(),
-            vec![("p".into(), p.shallow_clone())],
-        );
+        let cfg = OptimizerConfig {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            learning_rate: 1.0,
+            ..Default::default()
+        };
+        let mut opt = Optimizer::new(&cfg, vec![("p".into(), p.shallow_clone())]);
         (&p * &p).sum(Kind::Float).backward(); // grad (6, 8), norm 10
         let n = opt.clip_grad_norm(1.0);
         assert!((n - 10.0).abs() < 1e-5);
-        let g = Vec::<f32>::try_from(p.grad()).unwrap();
+        // SGD with lr 1 moves p by exactly the clipped gradient: (0.6, 0.8)
+        opt.step();
+        let q = Vec::<f32>::try_from(p.detach()).unwrap();
         assert!(
-            ((g[0] * g[0] + g[1] * g[1]).sqrt() - 1.0).abs() < 1e-4,
-            "{g:?}"
+            (q[0] - 2.4).abs() < 1e-5 && (q[1] - 3.2).abs() < 1e-5,
+            "{q:?}"
         );
+    }
+
+    #[test]
+    fn parameters_share_one_buffer_and_state_round_trips() {
+        let a = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[3.0f32, 4.0, 5.0])
+            .reshape([3, 1])
+            .set_requires_grad(true);
+        let params = vec![
+            ("b".into(), b.shallow_clone()),
+            ("a".into(), a.shallow_clone()),
+        ];
+        let mut opt = Optimizer::new(&OptimizerConfig::default(), layout_order(params, &[&b]));
+        // b first (given first), then a: one buffer, the tensors unchanged in value and shape
+        assert_eq!(b.size(), [3, 1]);
+        assert_eq!(Vec::<f32>::try_from(a.detach()).unwrap(), [1.0, 2.0]);
+        assert_eq!(
+            a.data_ptr() as usize - b.data_ptr() as usize,
+            3 * std::mem::size_of::<f32>()
+        );
+        for _ in 0..2 {
+            opt.zero_grad();
+            ((&a * &a).sum(Kind::Float) + (&b * 2.0).sum(Kind::Float)).backward();
+            opt.step();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("opt.safetensors");
+        opt.save_state(&path).unwrap();
+        let saved = Tensor::read_safetensors(&path).unwrap();
+        let names: std::collections::BTreeSet<String> =
+            saved.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["a.m", "a.v", "b.m", "b.v"]
+        );
+        // a fresh optimiser restored from the file takes the same next step
+        let (a2, b2) = (
+            a.detach().copy().set_requires_grad(true),
+            b.detach().copy().set_requires_grad(true),
+        );
+        let params2 = vec![
+            ("a".into(), a2.shallow_clone()),
+            ("b".into(), b2.shallow_clone()),
+        ];
+        let mut opt2 = Optimizer::new(&OptimizerConfig::default(), params2);
+        opt2.load_state(&path, opt.step).unwrap();
+        for (o, x, y) in [(&mut opt, &a, &b), (&mut opt2, &a2, &b2)] {
+            o.zero_grad();
+            ((x * x).sum(Kind::Float) + (y * 2.0).sum(Kind::Float)).backward();
+            o.step();
+        }
+        assert!(a.detach().allclose(&a2.detach(), 0.0, 1e-7, false));
+        assert!(b.detach().allclose(&b2.detach(), 0.0, 1e-7, false));
     }
 }
