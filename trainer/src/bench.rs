@@ -10,7 +10,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::config::TrainConfig;
 use crate::loss::{self, Targets};
 use crate::model::TrendModel;
-use crate::optim::{self, Optimizer};
+use crate::optim::Optimizer;
 
 /// Result of [`bench_step`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,11 +48,7 @@ impl StepRig {
         tch::manual_seed(cfg.training.seed as i64);
         let vs = nn::VarStore::new(device);
         let model = TrendModel::new(&vs.root(), &cfg.model);
-        let params = vs.variables().into_iter().collect();
-        let opt = Optimizer::new(
-            &cfg.optimizer,
-            optim::layout_order(params, &model.lstm_weights()),
-        );
+        let opt = Optimizer::for_model(&cfg.optimizer, &vs, &model);
         let b = batch as i64;
         let s = cfg.sequence.sequence_length as i64;
         let f = cfg.model.input_dim as i64;

@@ -78,6 +78,16 @@ impl Optimizer {
         }
     }
 
+    /// The optimiser of `model`'s parameters (all of `vs`), laid out by [`layout_order`].
+    pub fn for_model(
+        cfg: &OptimizerConfig,
+        vs: &tch::nn::VarStore,
+        model: &crate::model::TrendModel,
+    ) -> Self {
+        let params = vs.variables().into_iter().collect();
+        Self::new(cfg, layout_order(params, &model.lstm_weights()))
+    }
+
     /// Zeroes every gradient (and forgets the gathered ones).
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {
@@ -87,6 +97,7 @@ impl Optimizer {
     }
 
     /// The step's gradients in the flat layout; a parameter without one counts as zero.
+    /// Callers return early when there are no parameters (`cat` needs at least one tensor).
     fn gathered(&mut self) -> &Tensor {
         if self.grads.is_none() {
             let parts: Vec<Tensor> = self
@@ -97,15 +108,11 @@ impl Optimizer {
                     if g.defined() {
                         g.reshape([-1])
                     } else {
-                        Tensor::zeros([p.numel() as i64], (p.kind(), p.device()))
+                        p.zeros_like().reshape([-1])
                     }
                 })
                 .collect();
-            self.grads = Some(if parts.is_empty() {
-                self.flat.zeros_like()
-            } else {
-                Tensor::cat(&parts, 0)
-            });
+            self.grads = Some(Tensor::cat(&parts, 0));
         }
         self.grads.as_ref().expect("just gathered")
     }
@@ -118,12 +125,11 @@ impl Optimizer {
         if self.params.is_empty() {
             return 0.0;
         }
-        let g = self.gathered().shallow_clone();
+        let mut g = self.gathered().shallow_clone();
         let norm = g.norm();
         if max_norm > 0.0 {
             // computed on the device: no wait for the norm before the update is queued
             let coef = ((&norm + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
-            let mut g = g;
             let _ = g.g_mul_(&coef);
         }
         norm.double_value(&[])
@@ -136,9 +142,9 @@ impl Optimizer {
             return;
         }
         self.step += 1;
-        let c = self.cfg.clone();
-        let (lr, wd) = (self.lr, c.weight_decay);
         let g = self.gathered().shallow_clone();
+        let c = &self.cfg;
+        let (lr, wd) = (self.lr, c.weight_decay);
         let mut p = self.flat.shallow_clone();
         match c.kind {
             OptimizerKind::Adam | OptimizerKind::Adamw => {
@@ -219,22 +225,20 @@ impl Optimizer {
         let named = Tensor::read_safetensors(path)?;
         let map: std::collections::HashMap<String, Tensor> = named.into_iter().collect();
         let load = |suffix: &str| -> Option<Tensor> {
-            let parts: Vec<Option<Tensor>> = self
+            let key = |name: &str| format!("{name}.{suffix}");
+            if !self
                 .params
                 .iter()
-                .map(|(name, p)| {
-                    map.get(&format!("{name}.{suffix}"))
-                        .map(|t| t.to_device(p.device()).to_kind(p.kind()).reshape([-1]))
-                })
-                .collect();
-            if parts.iter().all(Option::is_none) {
+                .any(|(name, _)| map.contains_key(&key(name)))
+            {
                 return None;
             }
-            let parts: Vec<Tensor> = parts
-                .into_iter()
-                .zip(&self.params)
-                .map(|(t, (_, p))| {
-                    t.unwrap_or_else(|| Tensor::zeros([p.numel() as i64], (p.kind(), p.device())))
+            let parts: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|(name, p)| match map.get(&key(name)) {
+                    Some(t) => t.to_device(p.device()).to_kind(p.kind()).reshape([-1]),
+                    None => p.zeros_like().reshape([-1]),
                 })
                 .collect();
             Some(Tensor::cat(&parts, 0))

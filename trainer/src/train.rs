@@ -20,7 +20,7 @@ use crate::loss::{self, Targets, TrendLoss};
 pub use crate::history::{EpochRecord, LossValues};
 use crate::metrics::{horizon_metrics, Metrics};
 use crate::model::{ModelOutput, TrendModel};
-use crate::optim::{self, EarlyStopping, Optimizer, Scheduler};
+use crate::optim::{EarlyStopping, Optimizer, Scheduler};
 use crate::plot;
 
 /// Resolves `auto|cpu|cuda|cuda:N`; `auto` is CUDA when libtorch sees a GPU.
@@ -304,11 +304,7 @@ pub fn fit_prepared(
     tch::manual_seed(seed as i64);
     let mut vs = nn::VarStore::new(device);
     let model = TrendModel::new(&vs.root(), &cfg.model);
-    let params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    let mut opt = Optimizer::new(
-        &cfg.optimizer,
-        optim::layout_order(params, &model.lstm_weights()),
-    );
+    let mut opt = Optimizer::for_model(&cfg.optimizer, &vs, &model);
     let loss_fn = loss::build(&cfg.loss);
     let epochs = cfg.training.epochs;
 
