@@ -166,7 +166,7 @@ def main() -> int:
     parts = set((a.parts or ("cpu,gpu" if gpu_name() else "cpu")).split(","))
     if parts - {"cpu", "gpu"}:
         ap.error(f"--parts: unknown {sorted(parts - {'cpu', 'gpu'})}")
-    epoch_rows = ["--rows", os.path.abspath(a.rows)] if a.rows else None
+    rows_arg = ["--rows", os.path.abspath(a.rows)] if a.rows else None
     tmp = tempfile.mkdtemp(prefix="trendscore-bench-")
     ckpt = os.path.join(tmp, "ckpt")
     subprocess.run([sys.executable, os.path.join(HERE, "make_checkpoint.py"), "--out", ckpt, "--preset", "default"],
@@ -188,7 +188,7 @@ def main() -> int:
         backfill = run("backfill_bench.py", ["--model", model, "--short"], tmp)
         stream = run("scorer_bench.py", ["--tickers", "10", "--weeks", "20", "--rate", "50", "--seconds", "1",
                                          "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
-        epoch = run("bench_epoch.py", [*(epoch_rows or ["--synth", "3,80"]), "--threads", threads], tmp)
+        epoch = run("bench_epoch.py", [*(rows_arg or ["--synth", "3,80"]), "--threads", threads], tmp)
     elif "cpu" in parts:
         train = run("bench_train_step.py", ["--threads", threads, "--iters", "15", "--batches", "32,256"], tmp)
         infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads,
@@ -196,13 +196,13 @@ def main() -> int:
         backfill = run("backfill_bench.py", ["--model", model, "--tickers", "500", "--weeks", "600"], tmp)
         stream = run("scorer_bench.py", ["--tickers", "200", "--weeks", "300", "--rate", "200", "--seconds", "10",
                                          "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
-        epoch = run("bench_epoch.py", [*(epoch_rows or ["--synth", "20,300"]), "--threads", threads], tmp)
+        epoch = run("bench_epoch.py", [*(rows_arg or ["--synth", "20,300"]), "--threads", threads], tmp)
     if "gpu" in parts:
         short = a.short
         gpu["train"] = run("bench_train_step.py", ["--device", "cuda", "--threads", threads, "--iters",
                                                    "2" if short else "20", "--batches", "32" if short else "32,1024"],
                            tmp, tag="gpu")
-        gpu["epoch"] = run("bench_epoch.py", [*(epoch_rows or ["--synth", "3,80" if short else "200,600"]),
+        gpu["epoch"] = run("bench_epoch.py", [*(rows_arg or ["--synth", "3,80" if short else "200,600"]),
                                               "--device", "cuda", "--threads", threads,
                                               "--batch-sizes", "32" if short else "32,1024"], tmp, tag="gpu")
         gpu["infer"] = run("bench_inference.py", ["--checkpoint", ckpt, "--device", "cuda", "--threads", threads,

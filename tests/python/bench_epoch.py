@@ -32,19 +32,12 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import compare_trainers as ct  # noqa: E402
-import paths  # noqa: E402
 import reference_model  # noqa: E402
-
-
-def trainer_bin() -> str:
-    found = paths.binary("trainer")
-    if not found:
-        sys.exit(f"trainer binary not found: {paths.BUILD_HINT}")
-    return found
+from test_trainer_parity import trainer_bin  # noqa: E402
 
 
 def rust_epoch(rows: Path, out: Path, device: str, threads: int, batch: int | None, config: str | None) -> dict:
-    cmd = [trainer_bin(), "fit", "--data", str(rows), "--out", str(out), "--epochs", "1", "--device", device,
+    cmd = [str(trainer_bin()), "fit", "--data", str(rows), "--out", str(out), "--epochs", "1", "--device", device,
            "--threads", str(threads), "--no-progress"]
     if batch:
         cmd += ["--batch-size", str(batch)]
@@ -108,7 +101,7 @@ def main() -> int:
         rows.symlink_to(a.rows.resolve())
     else:
         tickers, weeks = a.synth.split(",")
-        subprocess.run([trainer_bin(), "synth", "--out", str(rows), "--tickers", tickers, "--weeks", weeks],
+        subprocess.run([str(trainer_bin()), "synth", "--out", str(rows), "--tickers", tickers, "--weeks", weeks],
                        check=True, capture_output=True)
     out, data = [], None
     for i, bs in enumerate([int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else [None]):
