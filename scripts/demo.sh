@@ -5,7 +5,7 @@
 #   -> Parquet; then `scorer backfill` over the whole history, and a check that the stream and
 #   the backfill agree on every held-out prediction (the job fails if they do not).
 # Everything lands in $OUT (default runs/demo). TRAIN_CONFIG (default configs/demo.toml) and
-# BACKEND (default auto: ort CUDA when present, else tract on CPU) can be overridden.
+# BACKEND (default auto: ort CUDA when present, else ort on the CPU, else tract) can be overridden.
 # The broker: the real one (nisshi, deploy/broker) when it is installed, else the scorer's
 # EMBEDDED stand-in (librdkafka's mock cluster, a test double; BROKER=embedded forces it,
 # BROKER=real requires the real one).

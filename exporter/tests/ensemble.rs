@@ -5,7 +5,6 @@
 //! safetensors, and the Python onnxruntime package.
 
 use std::path::Path;
-use std::process::Command;
 
 use trendscore_exporter::checkpoint::Checkpoint;
 use trendscore_exporter::verify::{generated_windows, verify, VerifyOptions};
@@ -14,21 +13,10 @@ use trendscore_infer::{load_model, BackendChoice, LoadOptions, ModelOutputs};
 use trendscore_schemas::checkpoint::{EnsembleManifest, COMBINE_RULE};
 
 mod common;
-use common::repo_root;
+use common::make_checkpoint;
 
 fn make_member(out: &Path, preset: &str, seed: u64) {
-    let script = repo_root().join("tests/python/make_checkpoint.py");
-    let o = Command::new("python3")
-        .arg(&script)
-        .args(["--out", out.to_str().unwrap(), "--preset", preset])
-        .args(["--seed", &seed.to_string()])
-        .output()
-        .expect("python3 must be installed to make test checkpoints");
-    assert!(
-        o.status.success(),
-        "make_checkpoint.py failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    make_checkpoint(out, preset, Some(seed));
 }
 
 /// An ensemble directory of `preset` members with `seeds`.

@@ -4,7 +4,6 @@
 //! onnxruntime package for the ort-cpu backend.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use trendscore_exporter::checkpoint::Checkpoint;
@@ -14,7 +13,7 @@ use trendscore_exporter::{export, ExportError, ExportOptions};
 use trendscore_infer::{load_model, BackendChoice, BackendKind, InferError, LoadOptions};
 
 mod common;
-use common::repo_root;
+use common::make_checkpoint;
 
 /// Makes (once per test binary) a checkpoint for `preset` and returns its directory.
 fn checkpoint(preset: &'static str) -> PathBuf {
@@ -26,17 +25,7 @@ fn checkpoint(preset: &'static str) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if !root.join("probe.safetensors").exists() {
-        let script = repo_root().join("tests/python/make_checkpoint.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .args(["--out", root.to_str().unwrap(), "--preset", preset])
-            .output()
-            .expect("python3 must be installed to make test checkpoints");
-        assert!(
-            out.status.success(),
-            "make_checkpoint.py failed (python3 with torch, numpy, safetensors needed): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        make_checkpoint(&root, preset, None);
     }
     root
 }
@@ -148,15 +137,16 @@ fn deeper_config_with_more_heads_and_head_layers_exports_and_matches() {
 }
 
 #[test]
-fn auto_backend_falls_back_to_tract_without_cuda_and_ort_cuda_errors() {
+fn auto_backend_runs_ort_cpu_without_cuda_and_ort_cuda_errors() {
     let ckpt = checkpoint("unidirectional");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.onnx");
     export(&ckpt, &out, &ExportOptions::default()).unwrap();
     assert!(dir.path().join("m.json").is_file(), "card is <stem>.json");
     let m = load_model(&out, &LoadOptions::default()).unwrap();
-    // These machines have no GPU and the CPU-only onnxruntime wheel.
-    assert_eq!(m.backend(), BackendKind::Tract);
+    // These machines have no GPU and the CPU-only onnxruntime wheel: auto runs ONNX Runtime
+    // on the CPU (without the library it runs tract: tests/auto_without_ort.rs).
+    assert_eq!(m.backend(), BackendKind::OrtCpu);
     let info = m.info();
     assert_eq!(info.sequence_length, 12);
     assert_eq!(info.input_dim, 62);

@@ -65,12 +65,14 @@ impl fmt::Display for BackendKind {
 
 /// The backend a user asks for (config file, `--backend` flag).
 ///
-/// `auto` tries ONNX Runtime with CUDA and otherwise runs tract on the CPU; the explicit choices
-/// never fall back: they load what was asked for or return an error.
+/// `auto` tries ONNX Runtime with CUDA, then ONNX Runtime on the CPU, then tract (the fastest
+/// backend this machine can run); the explicit choices never fall back: they load what was
+/// asked for or return an error.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendChoice {
-    /// ort + CUDA when a GPU and the CUDA provider are present, else tract on CPU.
+    /// ort + CUDA when a GPU and the CUDA provider are present, else ort on the CPU when the
+    /// ONNX Runtime library loads, else tract.
     #[default]
     Auto,
     /// ort + CUDA execution provider; an error if it cannot be registered.
@@ -143,7 +145,8 @@ pub trait InferenceModel: Send + Sync {
 ///
 /// Logs (tracing, `info`) which backend runs and why. `auto`: ort with the CUDA execution
 /// provider when the ONNX Runtime library is found and the CUDA provider registers (a GPU and
-/// the CUDA provider library are present); otherwise tract on the CPU, with the reason logged.
+/// the CUDA provider library are present); otherwise ort on the CPU when the library loads;
+/// otherwise tract. Each fallback logs the reason.
 pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Box<dyn InferenceModel>, InferError> {
     let bytes = std::fs::read(path).map_err(|e| InferError::Io {
         path: path.to_path_buf(),
@@ -181,27 +184,38 @@ pub fn load_model_bytes(
             )?))
         }
         BackendChoice::Auto => {
-            match ort_backend::OrtModel::from_bytes(bytes, info.clone(), opts, true) {
+            let cuda = match ort_backend::OrtModel::from_bytes(bytes, info.clone(), opts, true) {
                 Ok(m) => {
                     tracing::info!(
                         model = %path.display(),
                         backend = "ort-cuda",
                         "loading model: auto chose ONNX Runtime with the CUDA execution provider"
                     );
-                    Ok(Box::new(m))
+                    return Ok(Box::new(m));
                 }
-                Err(why) => {
+                Err(why) => why,
+            };
+            let cpu = match ort_backend::OrtModel::from_bytes(bytes, info.clone(), opts, false) {
+                Ok(m) => {
                     tracing::info!(
                         model = %path.display(),
-                        backend = "tract",
-                        reason = %why,
-                        "loading model: auto fell back to tract on CPU because ort-cuda is unavailable"
+                        backend = "ort-cpu",
+                        reason = %cuda,
+                        "loading model: auto chose ONNX Runtime on the CPU because ort-cuda is unavailable"
                     );
-                    Ok(Box::new(tract_backend::TractModel::from_bytes(
-                        bytes, info, opts,
-                    )?))
+                    return Ok(Box::new(m));
                 }
-            }
+                Err(why) => why,
+            };
+            tracing::info!(
+                model = %path.display(),
+                backend = "tract",
+                reason = %cpu,
+                "loading model: auto fell back to tract because ONNX Runtime is unavailable on this machine"
+            );
+            Ok(Box::new(tract_backend::TractModel::from_bytes(
+                bytes, info, opts,
+            )?))
         }
     }
 }

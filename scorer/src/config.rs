@@ -195,7 +195,8 @@ impl Default for KafkaConfig {
 pub struct ModelConfig {
     /// Path of the exported ONNX model. Default `model.onnx`.
     pub path: PathBuf,
-    /// `auto` (ort CUDA, else tract on CPU), `ort-cuda`, `ort-cpu` or `tract`. Default `auto`.
+    /// `auto` (ort CUDA, else ort on the CPU when the ONNX Runtime library loads, else tract),
+    /// `ort-cuda`, `ort-cpu` or `tract`. Default `auto`.
     pub backend: BackendChoice,
     /// Path of `libonnxruntime.so` for the ort backends; unset = the loader's default.
     pub ort_dylib_path: Option<PathBuf>,
