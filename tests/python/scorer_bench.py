@@ -42,12 +42,12 @@ PY_CONSUMER = r'''
 import json, os, sys, time
 import numpy as np, onnxruntime as ort, pyarrow as pa, pyarrow.parquet as pq
 from confluent_kafka import Consumer
-brokers, topic, group, model, out, max_rows = sys.argv[1:7]
+brokers, topic, group, model, out, max_rows, fetch_wait_ms = sys.argv[1:8]
 max_rows = int(max_rows)
 sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 names = [o.name for o in sess.get_outputs()]
 c = Consumer({"bootstrap.servers": brokers, "group.id": group, "auto.offset.reset": "earliest",
-              "enable.auto.commit": False, "session.timeout.ms": 3000, "fetch.wait.max.ms": 20})
+              "enable.auto.commit": False, "session.timeout.ms": 3000, "fetch.wait.max.ms": int(fetch_wait_ms)})
 c.subscribe([topic], on_assign=lambda c, ps: print("ready", flush=True))
 win = {}; newest = {}; pend = []; last_msgs = []; infer_s = 0.0; nfile = 0
 schema = pa.schema([("ticker", pa.string()), ("week", pa.date32()), ("trend_7d", pa.float32()), ("p_up_7d", pa.float32()),
@@ -168,6 +168,8 @@ class FileWatcher(threading.Thread):
 
 COMMIT_INTERVAL_MS = 300  # --commit-interval-ms
 CHANGELOG_INTERVAL_MS = 10000  # --changelog-interval-ms
+FETCH_WAIT_MS = 20  # --fetch-wait-ms
+SCORER_EXTRA = {}  # --scorer-kafka KEY=VALUE
 
 
 def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_port):
@@ -176,14 +178,15 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
         with open(script, "w") as f:
             f.write(PY_CONSUMER)
         log = open(os.path.join(tmp, f"{group}.log"), "wb")
-        p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows)], stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows), str(FETCH_WAIT_MS)], stdout=log, stderr=subprocess.STDOUT)
         return p, log.name
     # "<backend>-nolog": the same without the window changelog (restores replay the input)
     backend = kind.removesuffix("-s3").removesuffix("-nolog")
     changelog = "" if kind.endswith("-nolog") else None
-    # Same client setting as the Python consumer below: short fetch waits (tansu answers a
-    # fetch only when fetch.wait.max.ms expires, 500 ms by default).
-    extra = '[kafka.extra]\n"fetch.wait.max.ms" = "20"\n'
+    # Same client setting as the Python consumer above: short fetch waits (the broker answers
+    # a fetch only when fetch.wait.max.ms expires, 500 ms by default).
+    extra = f'[kafka.extra]\n"fetch.wait.max.ms" = "{FETCH_WAIT_MS}"\n' + "".join(
+        f'"{k}" = "{v}"\n' for k, v in SCORER_EXTRA.items())
     cfg = h.scorer_config(os.path.join(tmp, f"{group}.toml"), brokers=broker.address, topic=topic, preds="", dlq="",
                           group=group, model=model, out_dir=out, backend=backend, http_port=http_port,
                           max_rows=max_rows, max_wait_ms=20, file_age_ms=200, extra=extra, partition_by="none",
@@ -343,8 +346,15 @@ def main():
                     help="the scorer's kafka.commit_interval_ms (production default 5000)")
     ap.add_argument("--changelog-interval-ms", type=int, default=10000,
                     help="the scorer's kafka.changelog_interval_ms (default 10000)")
+    ap.add_argument("--fetch-wait-ms", type=int, default=20,
+                    help="fetch.wait.max.ms of both consumers (default 20: the broker holds every fetch this long "
+                         "when it has nothing new, so it bounds latency, and each held fetch costs broker CPU)")
+    ap.add_argument("--scorer-kafka", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka setting for the scorer's clients (kafka.extra), for experiments; repeatable")
     args = ap.parse_args()
-    global COMMIT_INTERVAL_MS, CHANGELOG_INTERVAL_MS
+    global COMMIT_INTERVAL_MS, CHANGELOG_INTERVAL_MS, FETCH_WAIT_MS
+    SCORER_EXTRA.update(kv.split("=", 1) for kv in args.scorer_kafka)
+    FETCH_WAIT_MS = args.fetch_wait_ms
     COMMIT_INTERVAL_MS = args.commit_interval_ms
     CHANGELOG_INTERVAL_MS = args.changelog_interval_ms
     tmp = tempfile.mkdtemp(prefix="scorer-bench-")

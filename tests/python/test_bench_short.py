@@ -30,3 +30,15 @@ def test_bench_all_short(tmp_path):
     assert data["epoch"], data.keys()
     assert any(b["who"].startswith("plain") for b in data["backfill"])
     assert all(b["rows_per_s"] > 0 for b in data["backfill"])
+
+
+def test_broker_cost_short():
+    """The broker-cost probe behind the README's stream profile runs and reports every line."""
+    r = subprocess.run([sys.executable, os.path.join(HERE, "broker_cost.py"), "--tickers", "5", "--weeks", "20",
+                        "--rate", "0", "--idle-waits", "20", "--idle-seconds", "0.5", "--queues", "2048"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    lines = r.stdout.splitlines()
+    assert any(line.startswith("idle consumer, fetch.wait.max.ms   20") for line in lines), r.stdout
+    drains = [line for line in lines if line.startswith("drain, ")]
+    assert len(drains) == 2 and all("us/msg" in line for line in drains), r.stdout
