@@ -84,6 +84,13 @@ pub fn run_with(
     shutdown: Shutdown,
 ) -> Result<()> {
     config.validate()?;
+    {
+        let m = model.current();
+        let backend = m.backend().to_string();
+        telemetry
+            .metrics
+            .set_model(&backend, &m.info().model_version);
+    }
     let sink = sink::open(&config.sink)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -154,6 +161,8 @@ fn spawn_reloader(
                 match model.check_reload() {
                     Ok(Some(version)) => {
                         Metrics::labelled(&metrics.model_reloads, "result", "ok");
+                        let backend = model.current().backend().to_string();
+                        metrics.set_model(&backend, &version);
                         info!(%version, "model reloaded");
                     }
                     Ok(None) => {}

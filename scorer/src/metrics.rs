@@ -39,6 +39,9 @@ pub struct Metrics {
     pub files_removed: Counter,
     /// Model reloads by result (`ok`, `failed`).
     pub model_reloads: Family<Labels, Counter>,
+    /// 1 for the model being served, labelled with its `backend` (what `auto` chose) and
+    /// `model_version`; the only series (a reload replaces it).
+    pub model_info: Family<Labels, Gauge>,
     /// Offset commits by result.
     pub commits: Family<Labels, Counter>,
     /// Produce failures (predictions or dead-letter topic) after librdkafka's retries.
@@ -73,6 +76,7 @@ impl Metrics {
         let files_written = Counter::default();
         let files_removed = Counter::default();
         let model_reloads = Family::<Labels, Counter>::default();
+        let model_info = Family::<Labels, Gauge>::default();
         let commits = Family::<Labels, Counter>::default();
         let produce_errors = Counter::default();
         let changelog_records = Counter::default();
@@ -137,6 +141,11 @@ impl Metrics {
             "Model reloads by result",
             model_reloads.clone(),
         );
+        registry.register(
+            "model_info",
+            "The model being served (1), by backend and model version",
+            model_info.clone(),
+        );
         registry.register("commits", "Offset commits by result", commits.clone());
         registry.register("produce_errors", "Failed produces", produce_errors.clone());
         for r in Reason::ALL {
@@ -157,6 +166,7 @@ impl Metrics {
             files_written,
             files_removed,
             model_reloads,
+            model_info,
             commits,
             produce_errors,
             changelog_records,
@@ -177,6 +187,18 @@ impl Metrics {
         self.dead_lettered
             .get_or_create(&vec![("reason".into(), reason.as_str().into())])
             .get()
+    }
+
+    /// Records the model being served: `model_info{backend, model_version}` = 1, the only
+    /// series of the family (the previous model's is removed).
+    pub fn set_model(&self, backend: &str, model_version: &str) {
+        self.model_info.clear();
+        self.model_info
+            .get_or_create(&vec![
+                ("backend".into(), backend.into()),
+                ("model_version".into(), model_version.into()),
+            ])
+            .set(1);
     }
 
     /// Counts a labelled event (`family` is one of the label families above).
@@ -215,5 +237,26 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.dead_letter_count(Reason::Late), 1);
+    }
+
+    #[test]
+    fn model_info_names_only_the_model_being_served() {
+        let m = Metrics::new();
+        m.set_model("tract", "v1");
+        let text = m.render();
+        assert!(
+            text.contains("scorer_model_info{backend=\"tract\",model_version=\"v1\"} 1"),
+            "{text}"
+        );
+        m.set_model("ort-cpu", "v2");
+        let text = m.render();
+        assert!(
+            text.contains("scorer_model_info{backend=\"ort-cpu\",model_version=\"v2\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("v1"),
+            "the replaced model's series is gone: {text}"
+        );
     }
 }

@@ -1019,7 +1019,7 @@ def test_alert_rules_use_existing_metrics_and_labels():
         no_labels = re.sub(r"\{[^}]*\}", "", no_strings)
         no_ranges = re.sub(r"\[[^\]]*\]", "", no_labels)
         for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", no_ranges):
-            if word in PROMQL_WORDS or word in {"partition", "reason", "instance", "pod", "job"}:
+            if word in PROMQL_WORDS or word in {"partition", "reason", "instance", "pod", "job", "model_version", "backend"}:
                 continue
             assert word in known, f"{r['alert']}: {word} is neither a scorer metric nor in EXTERNAL_METRICS"
         for value in re.findall(r'reason!?=~?"([^"]*)"', expr):

@@ -49,6 +49,19 @@ def test_backfill_matches_onnxruntime_and_reads_with_duckdb(tmp_path, model):
     assert n == 45 and "TIMESTAMP" in types.upper()
 
 
+def model_info(metrics: str) -> list:
+    """(backend, model_version) of every scorer_model_info series at 1."""
+    return sorted(re.findall(r'^scorer_model_info\{backend="([^"]*)",model_version="([^"]*)"\} 1$', metrics, re.M))
+
+
+def assert_served(series: list, backend: str, version: str) -> None:
+    """One model is served, `version` on `backend` (`auto`: whichever backend it chose)."""
+    assert len(series) == 1, series
+    (got_backend, got_version), = series
+    assert got_version == version, series
+    assert got_backend == backend or (backend == "auto" and got_backend in {"ort-cuda", "ort-cpu", "tract"}), series
+
+
 @pytest.mark.parametrize("backend", sorted({h.BACKEND, "tract"}))
 def test_exact_output_and_predictions_topic(tmp_path, broker, model, backend):
     topic = f"exact-{backend}"
@@ -82,6 +95,9 @@ def test_exact_output_and_predictions_topic(tmp_path, broker, model, backend):
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert f"scorer_rows_scored_total {expected_n}" in metrics
         assert f"scorer_rows_in_total {len(rows)}" in metrics
+        # the model being served, with the backend that runs it (auto names what it chose)
+        (version,) = {a["model_version"] for a in actual}
+        assert_served(model_info(metrics), backend, version)
         assert urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).status == 200
         assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status == 200
         # the predictions topic, read by an independent consumer, holds the same predictions
@@ -386,9 +402,13 @@ def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
     build_model(other, seed=8)
     rows = h.make_rows(2, 30, seed=4)
     out = str(tmp_path / "out")
+    port = h.free_port()
     cfg = h.scorer_config(str(tmp_path / "s.toml"), brokers=broker.address, topic=topic, preds=preds, dlq=dlq,
-                          group="g-reload", model=live, out_dir=out)
+                          group="g-reload", model=live, out_dir=out, http_port=port)
     s = h.Scorer(cfg, str(tmp_path / "scorer.log"))
+
+    def served():
+        return model_info(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
     try:
         h.produce(broker.address, topic, h.interleaved(rows[:40]))  # weeks 0..19
         first = h.wait_rows(out, 2 * 9, 90, [s])
@@ -399,6 +419,8 @@ def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
         time.sleep(2)
         assert s.alive()
         assert "model reload failed" in s.log()
+        v_first = {r["model_version"] for r in first}.pop()
+        assert_served(served(), h.BACKEND, v_first)  # a failed reload leaves the old model's series
         h.produce(broker.address, topic, h.interleaved(rows[40:50]))  # weeks 20..24
         mid = h.wait_rows(out, 2 * 14, 60, [s])
         # a good new model: swapped in, its version on the following rows
@@ -418,6 +440,7 @@ def test_model_hot_reload_keeps_old_on_failure(tmp_path, broker, model):
         assert {r["model_version"] for r in mid} == {v_old}
         new_v = [v for v in versions if v != v_old][0]
         assert min(versions[new_v]) > max(versions[v_old])
+        assert_served(served(), h.BACKEND, new_v)  # after a reload only the new model's series
         # rows scored by the new model equal offline scoring with the new model
         exp_new = h.score_offline(other, [w for w in h.windows_by_rules(rows) if w[1] >= min(versions[new_v])])
         h.compare([r for r in final if r["model_version"] == new_v], exp_new)
