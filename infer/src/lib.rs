@@ -146,7 +146,7 @@ pub trait InferenceModel: Send + Sync {
 /// Logs (tracing, `info`) which backend runs and why. `auto`: ort with the CUDA execution
 /// provider when the ONNX Runtime library is found and the CUDA provider registers (a GPU and
 /// the CUDA provider library are present); otherwise ort on the CPU when the library loads;
-/// otherwise tract. Each fallback logs the reason.
+/// otherwise tract. Each fallback logs the reason (the one to tract as a warning).
 pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Box<dyn InferenceModel>, InferError> {
     let bytes = std::fs::read(path).map_err(|e| InferError::Io {
         path: path.to_path_buf(),
@@ -207,11 +207,14 @@ pub fn load_model_bytes(
                 }
                 Err(why) => why,
             };
-            tracing::info!(
+            // A warning: tract runs this model at about half ONNX Runtime's speed on a CPU
+            // (README, Benchmarks), and a library that is present but fails to load (a wrong
+            // `ort_dylib_path`, a version mismatch) should not go unnoticed.
+            tracing::warn!(
                 model = %path.display(),
                 backend = "tract",
                 reason = %cpu,
-                "loading model: auto fell back to tract because ONNX Runtime is unavailable on this machine"
+                "loading model: auto fell back to tract (slower than ONNX Runtime on a CPU) because ONNX Runtime is unavailable on this machine"
             );
             Ok(Box::new(tract_backend::TractModel::from_bytes(
                 bytes, info, opts,
