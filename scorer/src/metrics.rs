@@ -42,6 +42,8 @@ pub struct Metrics {
     /// 1 for the model being served, labelled with its `backend` (what `auto` chose) and
     /// `model_version`; the only series (a reload replaces it).
     pub model_info: Family<Labels, Gauge>,
+    /// The labels of the `model_info` series now at 1.
+    served: std::sync::Mutex<Option<Labels>>,
     /// Offset commits by result.
     pub commits: Family<Labels, Counter>,
     /// Produce failures (predictions or dead-letter topic) after librdkafka's retries.
@@ -167,6 +169,7 @@ impl Metrics {
             files_removed,
             model_reloads,
             model_info,
+            served: std::sync::Mutex::new(None),
             commits,
             produce_errors,
             changelog_records,
@@ -190,15 +193,20 @@ impl Metrics {
     }
 
     /// Records the model being served: `model_info{backend, model_version}` = 1, the only
-    /// series of the family (the previous model's is removed).
+    /// series of the family (the previous model's is removed). The new series is set before
+    /// the old one goes, so a scrape never sees no model.
     pub fn set_model(&self, backend: &str, model_version: &str) {
-        self.model_info.clear();
-        self.model_info
-            .get_or_create(&vec![
-                ("backend".into(), backend.into()),
-                ("model_version".into(), model_version.into()),
-            ])
-            .set(1);
+        let labels: Labels = vec![
+            ("backend".into(), backend.into()),
+            ("model_version".into(), model_version.into()),
+        ];
+        let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        self.model_info.get_or_create(&labels).set(1);
+        if let Some(old) = served.replace(labels.clone()) {
+            if old != labels {
+                self.model_info.remove(&old);
+            }
+        }
     }
 
     /// Counts a labelled event (`family` is one of the label families above).
