@@ -89,7 +89,7 @@ struct BenchArgs {
     /// safetensors file whose `features` tensor (n, seq, dim) holds the raw input windows.
     #[arg(long)]
     inputs: PathBuf,
-    /// all | ort-cpu | tract | ort-cuda
+    /// all | ort-cpu | tract | ort-cuda | auto (the backend the scorer's default picks)
     #[arg(long, default_value = "all")]
     backend: String,
     /// Comma-separated batch sizes.

@@ -63,6 +63,18 @@ def gpu_name() -> str | None:
         return None
 
 
+def auto_backend(model: str, ckpt: str) -> str:
+    """The backend `auto` (the default) picks on this machine: what `exporter bench --backend
+    auto` reports it ran."""
+    import scorer_model
+
+    r = subprocess.run([scorer_model.exporter_bin(), "bench", "--model", model,
+                        "--inputs", os.path.join(ckpt, "probe.safetensors"), "--backend", "auto",
+                        "--batches", "1", "--seconds", "0.1"], capture_output=True, text=True, check=True)
+    rows = [line.split() for line in r.stdout.splitlines() if line.split()[:1] and line.split()[0] != "backend"]
+    return rows[-1][0] if rows else "unknown"
+
+
 def loadavg() -> str:
     try:
         return " ".join(open("/proc/loadavg").read().split()[:3])
@@ -177,6 +189,7 @@ def main() -> int:
     subprocess.run([scorer_model.exporter_bin(), "--checkpoint", ckpt, "--out", model], check=True,
                    stdout=subprocess.DEVNULL)
     threads = str(a.threads)
+    auto = auto_backend(model, ckpt)
     load0 = loadavg()
     t0 = time.time()
     train = infer = backfill = stream = epoch = None
@@ -221,6 +234,7 @@ def main() -> int:
 
     print()
     print(f"machine: {machine()}")
+    print(f"backend auto (the default) runs here: {auto}")
     print(f"threads: {threads} (inference, training, plain Python); backfill all cores = {os.cpu_count()}; "
           f"load average {load0} before, {load1} after; {time.time() - t0:.0f}s; "
           f"{'SHORT mode: tiny sizes, figures not meaningful' if a.short else 'full sizes'}")
@@ -233,7 +247,7 @@ def main() -> int:
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump({"machine": machine(), "threads": a.threads, "load_before": load0, "load_after": load1,
-                       "short": a.short, "train": train, "inference": infer, "backfill": backfill,
+                       "short": a.short, "auto_backend": auto, "train": train, "inference": infer, "backfill": backfill,
                        "stream": stream, "epoch": epoch, "gpu": gpu}, f, indent=1)
     return 0
 

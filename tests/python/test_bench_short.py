@@ -16,9 +16,12 @@ def test_bench_all_short(tmp_path):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     table = r.stdout
     for section in ("train step", "train epoch", "inference, batch 64", "backfill", "stream topic->Parquet",
-                    "stream vs inference only", "stream to S3", "machine:", "load average"):
+                    "stream vs inference only", "stream to S3", "machine:", "load average",
+                    "backend auto (the default) runs here:"):
         assert section in table, f"{section!r} missing:\n{table[-3000:]}"
     data = json.loads(out.read_text())
+    # these machines have ONNX Runtime's CPU library: auto never runs tract here
+    assert data["auto_backend"] in {"ort-cpu", "ort-cuda"}, data["auto_backend"]
     runners = {(i["runner"], i["batch"]) for i in data["inference"]}
     for runner in ("pytorch-eager", "python-ort", "rust-tract", "rust-ort-cpu"):
         assert (runner, 64) in runners, runners
