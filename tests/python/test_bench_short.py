@@ -45,3 +45,13 @@ def test_broker_cost_short():
     assert any(line.startswith("idle consumer, fetch.wait.max.ms   20") for line in lines), r.stdout
     drains = [line for line in lines if line.startswith("drain, ")]
     assert len(drains) == 2 and all("us/msg" in line for line in drains), r.stdout
+
+
+def test_scorer_memory_short():
+    """The memory probe behind docs/operations.md's capacity figure runs and reports a slope."""
+    r = subprocess.run([sys.executable, os.path.join(HERE, "scorer_memory.py"), "--tickers", "20,60", "--weeks", "13"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert "per 1,000 tickers:" in r.stdout, r.stdout
+    sizes = [line.split() for line in r.stdout.splitlines() if line.split()[:1] in (["20"], ["60"])]
+    assert len(sizes) == 2 and all(float(s[3]) > 10 for s in sizes), r.stdout  # a real process's RSS, in MiB
