@@ -84,13 +84,7 @@ pub fn run_with(
     shutdown: Shutdown,
 ) -> Result<()> {
     config.validate()?;
-    {
-        let m = model.current();
-        let backend = m.backend().to_string();
-        telemetry
-            .metrics
-            .set_model(&backend, &m.info().model_version);
-    }
+    publish_model(&telemetry.metrics, &model);
     let sink = sink::open(&config.sink)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -134,6 +128,12 @@ pub fn run_with(
     result
 }
 
+/// Sets `scorer_model_info` to the model `model` serves now: its backend and version.
+fn publish_model(metrics: &Metrics, model: &ModelHandle) {
+    let m = model.current();
+    metrics.set_model(&m.backend().to_string(), &m.info().model_version);
+}
+
 fn spawn_reloader(
     config: &ScorerConfig,
     model: Arc<ModelHandle>,
@@ -161,8 +161,7 @@ fn spawn_reloader(
                 match model.check_reload() {
                     Ok(Some(version)) => {
                         Metrics::labelled(&metrics.model_reloads, "result", "ok");
-                        let backend = model.current().backend().to_string();
-                        metrics.set_model(&backend, &version);
+                        publish_model(&metrics, &model);
                         info!(%version, "model reloaded");
                     }
                     Ok(None) => {}

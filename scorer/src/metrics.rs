@@ -202,10 +202,8 @@ impl Metrics {
         ];
         let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
         self.model_info.get_or_create(&labels).set(1);
-        if let Some(old) = served.replace(labels.clone()) {
-            if old != labels {
-                self.model_info.remove(&old);
-            }
+        if let Some(old) = served.replace(labels.clone()).filter(|old| *old != labels) {
+            self.model_info.remove(&old);
         }
     }
 

@@ -63,16 +63,18 @@ def gpu_name() -> str | None:
         return None
 
 
-def auto_backend(model: str, ckpt: str) -> str:
+def auto_backend(model: str, ckpt: str, tmp: str) -> str:
     """The backend `auto` (the default) picks on this machine: what `exporter bench --backend
-    auto` reports it ran."""
+    auto` reports, in its JSON, that it ran."""
     import scorer_model
 
-    r = subprocess.run([scorer_model.exporter_bin(), "bench", "--model", model,
-                        "--inputs", os.path.join(ckpt, "probe.safetensors"), "--backend", "auto",
-                        "--batches", "1", "--seconds", "0.1"], capture_output=True, text=True, check=True)
-    rows = [line.split() for line in r.stdout.splitlines() if line.split()[:1] and line.split()[0] != "backend"]
-    return rows[-1][0] if rows else "unknown"
+    out = os.path.join(tmp, "auto_backend.json")
+    subprocess.run([scorer_model.exporter_bin(), "bench", "--model", model,
+                    "--inputs", os.path.join(ckpt, "probe.safetensors"), "--backend", "auto",
+                    "--batches", "1", "--seconds", "0.1", "--json", out],
+                   check=True, capture_output=True)
+    with open(out) as f:
+        return json.load(f)[0]["backend"]
 
 
 def loadavg() -> str:
@@ -189,7 +191,7 @@ def main() -> int:
     subprocess.run([scorer_model.exporter_bin(), "--checkpoint", ckpt, "--out", model], check=True,
                    stdout=subprocess.DEVNULL)
     threads = str(a.threads)
-    auto = auto_backend(model, ckpt)
+    auto = auto_backend(model, ckpt, tmp)
     load0 = loadavg()
     t0 = time.time()
     train = infer = backfill = stream = epoch = None

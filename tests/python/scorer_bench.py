@@ -212,6 +212,17 @@ def wait_ready(log_path, proc, timeout=60, settle=0.5):
     raise RuntimeError(f"consumer not ready: {open(log_path).read()[-2000:]}")
 
 
+def wait_drained(out, expected, proc, log_path, poll=0.02, timeout=None):
+    """Waits until `expected` predictions are durable under `out`, failing if the consumer
+    exits first (or, with `timeout`, if it takes longer than that many seconds)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while count_rows(out) < expected:
+        assert proc.poll() is None, open(log_path, errors="replace").read()[-3000:]
+        assert deadline is None or time.monotonic() < deadline, \
+            f"the consumer did not make {expected} predictions durable in {timeout} s"
+        time.sleep(poll)
+
+
 def inference_stats(kind, log_path, http_port):
     """(seconds spent in inference, mean windows per inference call), from one read of the
     scorer's /metrics (the Python consumer logs its seconds; its flushes are not counted)."""
@@ -267,9 +278,7 @@ def bench_one(kind, broker, model, args, tmp):
         bpid = broker_pid(broker)
         cpu0 = (cpu_seconds(proc.pid), cpu_seconds(bpid))
         t0 = time.monotonic()
-        while count_rows(out) < expected:
-            assert proc.poll() is None, open(log).read()[-3000:]
-            time.sleep(0.02)
+        wait_drained(out, expected, proc, log)
         el = time.monotonic() - t0
         # where the machine's CPU went while the topic drained: the consumer's own process and
         # the broker's, as shares of every core's time (the rest: this script, idle, others)
