@@ -11,9 +11,11 @@ Runs, one after the other on the same machine and the same default-config model:
      plain-Python consumer (confluent-kafka + onnxruntime + pyarrow), beside the same
      backend's inference-only windows/s at the stream's batch size, and the same to S3 (a moto
      server on loopback) against the local sink (scorer_bench.py).
-  5. one training epoch, `trainer fit --epochs 1` vs the same epoch in PyTorch (bench_epoch.py);
+  5. the hardware ceiling: the model's FLOPs per window at this machine's measured sgemm peak,
+     beside each backend's inference windows/s (roofline.py);
+  6. one training epoch, `trainer fit --epochs 1` vs the same epoch in PyTorch (bench_epoch.py);
 and, where CUDA is present (`--parts gpu`; the default adds it when PyTorch sees a GPU):
-  6. the training step and one epoch on the GPU (batch 32, the default, and 1024), Rust vs
+  7. the training step and one epoch on the GPU (batch 32, the default, and 1024), Rust vs
      PyTorch, and ort-cuda windows/s at batch 1024 and 8192 vs PyTorch eager and Python
      onnxruntime on CUDA (onnxruntime-gpu), all host in, host out.
 Then prints the machine (CPU, cores, AVX flags, the GPU), the load before and after, and the table.
@@ -119,6 +121,28 @@ def backfill_rows(backfill: list, where: str) -> list:
     return rows
 
 
+def ceiling_rows(roof: dict, infer: list) -> list:
+    inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in infer}
+    rows = []
+    for c in roof["batches"]:
+        for backend in ("ort-cpu", "tract"):
+            if ("rust-" + backend, c["batch"]) in inf:
+                rows.append((f"inference vs ceiling, batch {c['batch']}", f"{backend}, op LSTM",
+                             inf[("rust-" + backend, c["batch"])], "its FLOPs at sgemm peak",
+                             c["ceiling_peak_windows_per_s"], "win/s"))
+    return rows
+
+
+def ceiling_line(roof: dict) -> str:
+    peaks = ", ".join(f"{v:.0f} GFLOP/s on {t} thr" for t, v in roof["peak_gflops"].items())
+    flops = roof["batches"][0]["flops_per_window"] / 1e6
+    big = roof["batches"][-1]
+    return (f"ceiling: numpy/OpenBLAS sgemm peak {peaks}; the model is {flops:.2f} MFLOP per window "
+            f"(its matrix products); at batch {big['batch']} its own product shapes run at "
+            f"{big['products_gflops']:.0f} GFLOP/s in OpenBLAS = {big['ceiling_products_windows_per_s']:.0f} win/s "
+            f"(roofline.py)")
+
+
 def cpu_rows(train, infer, backfill, stream, epoch) -> list:
     rows = []
     for t in train:
@@ -194,12 +218,14 @@ def main() -> int:
     auto = auto_backend(model, ckpt, tmp)
     load0 = loadavg()
     t0 = time.time()
-    train = infer = backfill = stream = epoch = None
+    train = infer = backfill = stream = epoch = roof = None
     gpu = {}
     if "cpu" in parts and a.short:
         train = run("bench_train_step.py", ["--threads", threads, "--iters", "2", "--batches", "32"], tmp)
         infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads, "--batches", "1,64",
                                            "--seconds", "0.3"], tmp)
+        roof = run("roofline.py", ["--model", model, "--threads", threads, "--batches", "1,64", "--seconds", "0.05"],
+                   tmp)
         backfill = run("backfill_bench.py", ["--model", model, "--short"], tmp)
         stream = run("scorer_bench.py", ["--tickers", "10", "--weeks", "20", "--rate", "50", "--seconds", "1",
                                          "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
@@ -208,6 +234,7 @@ def main() -> int:
         train = run("bench_train_step.py", ["--threads", threads, "--iters", "15", "--batches", "32,256"], tmp)
         infer = run("bench_inference.py", ["--checkpoint", ckpt, "--threads", threads,
                                            "--batches", "1,64,256,1024", "--seconds", "3"], tmp)
+        roof = run("roofline.py", ["--model", model, "--threads", threads, "--batches", "1,64,256,1024"], tmp)
         backfill = run("backfill_bench.py", ["--model", model, "--tickers", "500", "--weeks", "600"], tmp)
         stream = run("scorer_bench.py", ["--tickers", "200", "--weeks", "300", "--rate", "200", "--seconds", "10",
                                          "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
@@ -231,12 +258,15 @@ def main() -> int:
     rows = []  # (what, ours, ours_value, peer, peer_value, unit)
     if "cpu" in parts:
         rows += cpu_rows(train, infer, backfill, stream, epoch)
+        rows += ceiling_rows(roof, infer)
     if "gpu" in parts:
         rows += gpu_rows(gpu)
 
     print()
     print(f"machine: {machine()}")
     print(f"backend auto (the default) runs here: {auto}")
+    if roof:
+        print(ceiling_line(roof))
     print(f"threads: {threads} (inference, training, plain Python); backfill all cores = {os.cpu_count()}; "
           f"load average {load0} before, {load1} after; {time.time() - t0:.0f}s; "
           f"{'SHORT mode: tiny sizes, figures not meaningful' if a.short else 'full sizes'}")
@@ -250,7 +280,7 @@ def main() -> int:
         with open(a.json_out, "w") as f:
             json.dump({"machine": machine(), "threads": a.threads, "load_before": load0, "load_after": load1,
                        "short": a.short, "auto_backend": auto, "train": train, "inference": infer, "backfill": backfill,
-                       "stream": stream, "epoch": epoch, "gpu": gpu}, f, indent=1)
+                       "stream": stream, "epoch": epoch, "ceiling": roof, "gpu": gpu}, f, indent=1)
     return 0
 
 

@@ -17,7 +17,7 @@ def test_bench_all_short(tmp_path):
     table = r.stdout
     for section in ("train step", "train epoch", "inference, batch 64", "backfill", "stream topic->Parquet",
                     "stream vs inference only", "stream to S3", "machine:", "load average",
-                    "backend auto (the default) runs here:"):
+                    "backend auto (the default) runs here:", "inference vs ceiling, batch 64", "ceiling: "):
         assert section in table, f"{section!r} missing:\n{table[-3000:]}"
     data = json.loads(out.read_text())
     # these machines have ONNX Runtime's CPU library: auto never runs tract here
@@ -33,6 +33,11 @@ def test_bench_all_short(tmp_path):
     assert data["epoch"], data.keys()
     assert any(b["who"].startswith("plain") for b in data["backfill"])
     assert all(b["rows_per_s"] > 0 for b in data["backfill"])
+    roof = data["ceiling"]
+    assert all(v > 1 for v in roof["peak_gflops"].values()), roof["peak_gflops"]  # a real sgemm, in GFLOP/s
+    assert [b["batch"] for b in roof["batches"]] == [1, 64], roof["batches"]
+    assert all(b["ceiling_peak_windows_per_s"] > 0 and b["ceiling_products_windows_per_s"] > 0
+               for b in roof["batches"])
 
 
 def test_broker_cost_short():
@@ -55,3 +60,36 @@ def test_scorer_memory_short():
     assert "per 1,000 tickers:" in r.stdout, r.stdout
     sizes = [line.split() for line in r.stdout.splitlines() if line.split()[:1] in (["20"], ["60"])]
     assert len(sizes) == 2 and all(float(s[3]) > 10 for s in sizes), r.stdout  # a real process's RSS, in MiB
+
+
+def test_roofline_counts_the_model_flops(tmp_path):
+    """The ceiling's FLOP count comes from the graph itself and agrees with the model's config:
+    the LSTM products of the op form are exactly 2 directions x 12 steps x 2 x 4H x (in + H) per
+    layer, the count per window does not depend on the batch, and the unrolled form differs from
+    the op form by exactly the recurrent products it leaves out at step 0 (a zero state)."""
+    sys.path.insert(0, HERE)
+    import roofline
+    import scorer_model
+
+    ckpt = tmp_path / "ckpt"
+    subprocess.run([sys.executable, os.path.join(HERE, "make_checkpoint.py"), "--out", str(ckpt), "--preset",
+                    "default"], check=True, capture_output=True)
+    models = {}
+    for form in ("op", "unrolled"):
+        models[form] = str(tmp_path / f"{form}.onnx")
+        subprocess.run([scorer_model.exporter_bin(), "--checkpoint", str(ckpt), "--out", models[form],
+                        "--lstm-form", form], check=True, capture_output=True)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    m, t = cfg["model"], cfg["sequence"]["sequence_length"]
+    h, dirs, layers = m["hidden_dim"], 2 if m["bidirectional"] else 1, m["num_lstm_layers"]
+    ins = [m["input_dim"]] + [dirs * h] * (layers - 1)
+    lstm = sum(dirs * t * 2 * 4 * h * (i + h) for i in ins)
+    batch = 8
+    prods = roofline.products(models["op"], batch)
+    lstm_counted = sum(2 * c * mm * k * n * calls for (c, mm, k, n), calls in prods if n == 4 * h) / batch
+    assert lstm_counted == lstm, (lstm_counted, lstm)
+    op = roofline.flops_per_window(models["op"], batch)
+    assert op == roofline.flops_per_window(models["op"], 1)
+    assert lstm < op < 1.25 * lstm, (op, lstm)  # attention and heads: the rest, small
+    skipped_step0 = layers * dirs * 2 * h * 4 * h
+    assert op - roofline.flops_per_window(models["unrolled"], batch) == skipped_step0

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""The hardware limit of inference on this machine: the exported model's matrix products at
+this machine's own measured sgemm speed.
+
+1. Counts the model's multiply-add FLOPs per window from the graph itself. It runs the model
+   once on Python onnxruntime at each batch with every MatMul / Gemm / LSTM input added as a
+   graph output, so each product has the shape the runtime sees. An LSTM node counts as ONNX
+   Runtime computes it: per direction, one input projection over all steps, (T*B, in) x
+   (in, 4H), and one recurrent product per step, (B, H) x (H, 4H). Elementwise work (gates,
+   softmax, ReLU, normalisation) is left out: it is under 1 % of the FLOPs.
+2. Measures numpy's sgemm (its bundled OpenBLAS) in a child process held to --threads by
+   OPENBLAS_NUM_THREADS: the peak, on 1024 x 1024 x 1024 products, on 1 thread and on
+   --threads; and the rate on each of the model's own product shapes.
+3. Prints two ceilings in windows/s per batch: the FLOPs at the peak, and the products each at
+   its own measured speed (what a runtime that did nothing but the model's products, each as
+   fast as OpenBLAS does it, would reach). The second is the one to compare a backend with; it
+   is an estimate, not a proof: a runtime's kernels can beat OpenBLAS on small shapes.
+
+    python3 tests/python/roofline.py --model model.onnx [--threads 2] [--batches 1,64,1024]
+
+Asserts nothing about speed. Used by bench_all.py (the "ceiling" rows of scripts/bench.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+
+PEAK_N = 1024
+
+
+def _shapes_of(model_path: str, batch: int) -> dict:
+    """name -> shape of every MatMul/Gemm/LSTM input, from one run of the model at `batch`."""
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.load(model_path)
+    g = m.graph
+    init = {i.name: list(i.dims) for i in g.initializer}
+    graph_inputs = {i.name for i in g.input}
+    have_outputs = {o.name for o in g.output}
+    wanted = set()
+    for n in g.node:
+        if n.op_type in ("MatMul", "Gemm", "LSTM"):
+            wanted |= {x for x in n.input[:2] if x and x not in init}
+    for name in sorted(wanted - graph_inputs - have_outputs):
+        g.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    inp = g.input[0]
+    dims = [d.dim_value or batch for d in inp.type.tensor_type.shape.dim]
+    feed = {inp.name: np.zeros(dims, dtype=np.float32)}
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    shapes = dict(init)
+    shapes.update({k: list(v.shape) for k, v in zip(names, sess.run(names, feed))})
+    shapes[inp.name] = dims
+    return shapes, g
+
+
+def products(model_path: str, batch: int) -> list[tuple[tuple[int, int, int, int], int]]:
+    """The model's matrix products at `batch`: [((count_inside, M, K, N), calls)], where a
+    batched MatMul over leading dims is one call of `count_inside` products."""
+    shapes, g = _shapes_of(model_path, batch)
+    out: Counter = Counter()
+    for n in g.node:
+        if n.op_type == "MatMul":
+            a, b = shapes[n.input[0]], shapes[n.input[1]]
+            if len(a) < 2 or len(b) < 2:
+                continue
+            lead = np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2]))
+            out[(int(np.prod(lead)) if lead else 1, a[-2], a[-1], b[-1])] += 1
+        elif n.op_type == "Gemm":
+            attrs = {x.name: x.i for x in n.attribute}
+            a, b = shapes[n.input[0]], shapes[n.input[1]]
+            m_, k = (a[1], a[0]) if attrs.get("transA") else (a[0], a[1])
+            nn = b[0] if attrs.get("transB") else b[1]
+            out[(1, m_, k, nn)] += 1
+        elif n.op_type == "LSTM":
+            x, w, r = shapes[n.input[0]], shapes[n.input[1]], shapes[n.input[2]]
+            layout = {a.name: a.i for a in n.attribute}.get("layout", 0)
+            t, b = (x[1], x[0]) if layout else (x[0], x[1])
+            dirs, four_h, inp = w
+            hidden = r[2]
+            out[(1, t * b, inp, four_h)] += dirs
+            out[(1, b, hidden, four_h)] += dirs * t
+    return sorted(out.items())
+
+
+def flops_per_window(model_path: str, batch: int = 1) -> float:
+    """Multiply-add FLOPs (2 per multiply-add) of the model's products, per window."""
+    return sum(2 * c * m * k * n * calls for (c, m, k, n), calls in products(model_path, batch)) / batch
+
+
+def _time_shapes(shapes: list, seconds: float) -> list[float]:
+    """Seconds per call of each (count, M, K, N) product, on the threads numpy was started with."""
+    rng = np.random.default_rng(0)
+    res = []
+    for c, m, k, n in shapes:
+        a = rng.standard_normal((c, m, k) if c > 1 else (m, k), dtype=np.float32)
+        b = rng.standard_normal((c, k, n) if c > 1 else (k, n), dtype=np.float32)
+        o = np.empty((c, m, n) if c > 1 else (m, n), dtype=np.float32)
+        np.matmul(a, b, out=o)
+        calls, t0 = 0, time.perf_counter()
+        while calls < 3 or time.perf_counter() - t0 < seconds:
+            np.matmul(a, b, out=o)
+            calls += 1
+        res.append((time.perf_counter() - t0) / calls)
+    return res
+
+
+def time_shapes(shapes: list, threads: int, seconds: float) -> list[float]:
+    """`_time_shapes` in a child process whose OpenBLAS runs on `threads` threads."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--_time", json.dumps([list(s) for s in shapes]),
+                        "--seconds", str(seconds)], env=env, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def measure(model_path: str, threads: int, batches: list[int], seconds: float) -> dict:
+    peak_shape = (1, PEAK_N, PEAK_N, PEAK_N)
+    peak_flops = 2 * PEAK_N ** 3
+    peak = {t: peak_flops / time_shapes([peak_shape], t, 4 * seconds)[0] / 1e9 for t in sorted({1, threads})}
+    rows = []
+    for b in batches:
+        prods = products(model_path, b)
+        per_call = time_shapes([s for s, _ in prods], threads, seconds)
+        t_batch = sum(t * calls for t, (_, calls) in zip(per_call, prods))
+        flops = sum(2 * c * m * k * n * calls for (c, m, k, n), calls in prods)
+        rows.append({"batch": b, "flops_per_window": flops / b,
+                     "ceiling_peak_windows_per_s": peak[threads] * 1e9 * b / flops,
+                     "ceiling_products_windows_per_s": b / t_batch,
+                     "products_gflops": flops / t_batch / 1e9,
+                     "products": [{"count": c, "m": m, "k": k, "n": n, "calls": calls, "seconds_per_call": t}
+                                  for ((c, m, k, n), calls), t in zip(prods, per_call)]})
+    return {"threads": threads, "peak_gflops": {str(t): v for t, v in peak.items()}, "peak_shape": PEAK_N,
+            "batches": rows}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", default="1,64,1024")
+    ap.add_argument("--seconds", type=float, default=0.3, help="time per product shape [0.3]")
+    ap.add_argument("--json-out")
+    ap.add_argument("--_time", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a._time:
+        print(json.dumps(_time_shapes([tuple(s) for s in json.loads(a._time)], a.seconds)))
+        return 0
+    if not a.model:
+        ap.error("--model is required")
+    res = measure(a.model, a.threads, [int(x) for x in a.batches.split(",")], a.seconds)
+    peaks = ", ".join(f"{v:.1f} GFLOP/s on {t} thread{'s' if t != '1' else ''}" for t, v in res["peak_gflops"].items())
+    print(f"sgemm peak (numpy/OpenBLAS, {PEAK_N}^3): {peaks}")
+    for r in res["batches"]:
+        print(f"batch {r['batch']:5d}: {r['flops_per_window'] / 1e6:6.2f} MFLOP/window; ceiling at peak "
+              f"{r['ceiling_peak_windows_per_s']:8.0f} win/s; the model's products at their own sgemm speed "
+              f"{r['products_gflops']:6.1f} GFLOP/s = {r['ceiling_products_windows_per_s']:8.0f} win/s")
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump(res, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
