@@ -53,6 +53,18 @@ pub enum BackendKind {
     Tract,
 }
 
+/// The explicit choice that runs a given backend: what a caller passes to load more copies of
+/// a model on the backend `auto` resolved to, without probing again.
+impl From<BackendKind> for BackendChoice {
+    fn from(kind: BackendKind) -> Self {
+        match kind {
+            BackendKind::OrtCuda => BackendChoice::OrtCuda,
+            BackendKind::OrtCpu => BackendChoice::OrtCpu,
+            BackendKind::Tract => BackendChoice::Tract,
+        }
+    }
+}
+
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -244,6 +256,19 @@ pub(crate) fn check_input(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_backend_kind_maps_to_the_choice_of_the_same_name() {
+        for kind in [
+            BackendKind::OrtCuda,
+            BackendKind::OrtCpu,
+            BackendKind::Tract,
+        ] {
+            let choice = BackendChoice::from(kind);
+            assert_eq!(kind.to_string().parse::<BackendChoice>().unwrap(), choice);
+            assert_ne!(choice, BackendChoice::Auto);
+        }
+    }
 
     #[test]
     fn backend_choice_parses_and_prints_the_config_names() {

@@ -344,17 +344,23 @@ pub fn run(opts: &BackfillOptions) -> Result<BackfillReport> {
         n => n,
     }
     .clamp(1, plan.tickers.max(1));
-    let load = LoadOptions {
+    let mut load = LoadOptions {
         backend: opts.backend,
         intra_threads: (threads > 1).then_some(1),
         ..LoadOptions::default()
     };
-    let models: Vec<Box<dyn InferenceModel>> = (0..threads)
-        .map(|_| {
-            load_model(&opts.model, &load)
-                .map_err(|e| ScorerError::Model(format!("{}: {e}", opts.model.display())))
-        })
-        .collect::<Result<_>>()?;
+    let load_one = |load: &LoadOptions| {
+        load_model(&opts.model, load)
+            .map_err(|e| ScorerError::Model(format!("{}: {e}", opts.model.display())))
+    };
+    // The first copy resolves `auto` (and logs its choice); the other threads load the same
+    // backend explicitly, so every thread runs what the first chose and `auto` probes once.
+    let first = load_one(&load)?;
+    load.backend = first.backend().into();
+    let mut models: Vec<Box<dyn InferenceModel>> = vec![first];
+    for _ in 1..threads {
+        models.push(load_one(&load)?);
+    }
     crate::model::probe(models[0].as_ref())?;
     run_with_models(opts, &models, plan)
 }
