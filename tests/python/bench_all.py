@@ -121,8 +121,13 @@ def backfill_rows(backfill: list, where: str) -> list:
     return rows
 
 
+def rates(infer: list) -> dict:
+    """bench_inference.py's JSON as (runner, batch) -> windows/s."""
+    return {(r["runner"], r["batch"]): r["windows_per_s"] for r in infer}
+
+
 def ceiling_rows(roof: dict, infer: list) -> list:
-    inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in infer}
+    inf = rates(infer)
     rows = []
     for c in roof["batches"]:
         for backend in ("ort-cpu", "tract"):
@@ -149,7 +154,7 @@ def cpu_rows(train, infer, backfill, stream, epoch) -> list:
         rows.append((f"train step, batch {t['batch']}", "Rust trainer (tch)", t["rust_seq_per_s"],
                      "PyTorch", t["pytorch_seq_per_s"], "seq/s"))
     rows += epoch_rows(epoch, "")
-    inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in infer}
+    inf = rates(infer)
     batches = sorted({b for _, b in inf})
     for b in batches:
         for backend in ("tract", "ort-cpu"):
@@ -182,7 +187,7 @@ def gpu_rows(gpu: dict) -> list:
     rows = [(f"GPU train step, batch {t['batch']}", "Rust trainer (tch), CUDA", t["rust_seq_per_s"],
              "PyTorch, CUDA", t["pytorch_seq_per_s"], "seq/s") for t in gpu["train"]]
     rows += epoch_rows(gpu["epoch"], " on GPU")
-    inf = {(r["runner"], r["batch"]): r["windows_per_s"] for r in gpu["infer"]}
+    inf = rates(gpu["infer"])
     for b in sorted({b for _, b in inf}):
         for form in ("op", "unrolled"):
             if (f"rust-ort-cuda-{form}", b) in inf:

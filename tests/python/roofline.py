@@ -36,8 +36,9 @@ import numpy as np
 PEAK_N = 1024
 
 
-def _shapes_of(model_path: str, batch: int) -> dict:
-    """name -> shape of every MatMul/Gemm/LSTM input, from one run of the model at `batch`."""
+def _shapes_of(model_path: str, batch: int) -> tuple[dict, object]:
+    """(name -> shape of every MatMul/Gemm/LSTM input, from one run of the model at `batch`;
+    the graph)."""
     import onnx
     import onnxruntime as ort
 
@@ -95,9 +96,14 @@ def products(model_path: str, batch: int) -> list[tuple[tuple[int, int, int, int
     return sorted(out.items())
 
 
+def flops(prods: list) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of [((count, M, K, N), calls)] products."""
+    return sum(2 * c * m * k * n * calls for (c, m, k, n), calls in prods)
+
+
 def flops_per_window(model_path: str, batch: int = 1) -> float:
-    """Multiply-add FLOPs (2 per multiply-add) of the model's products, per window."""
-    return sum(2 * c * m * k * n * calls for (c, m, k, n), calls in products(model_path, batch)) / batch
+    """The model's product FLOPs per window."""
+    return flops(products(model_path, batch)) / batch
 
 
 def _time_shapes(shapes: list, seconds: float) -> list[float]:
@@ -127,18 +133,18 @@ def time_shapes(shapes: list, threads: int, seconds: float) -> list[float]:
 
 def measure(model_path: str, threads: int, batches: list[int], seconds: float) -> dict:
     peak_shape = (1, PEAK_N, PEAK_N, PEAK_N)
-    peak_flops = 2 * PEAK_N ** 3
+    peak_flops = flops([(peak_shape, 1)])
     peak = {t: peak_flops / time_shapes([peak_shape], t, 4 * seconds)[0] / 1e9 for t in sorted({1, threads})}
     rows = []
     for b in batches:
         prods = products(model_path, b)
         per_call = time_shapes([s for s, _ in prods], threads, seconds)
         t_batch = sum(t * calls for t, (_, calls) in zip(per_call, prods))
-        flops = sum(2 * c * m * k * n * calls for (c, m, k, n), calls in prods)
-        rows.append({"batch": b, "flops_per_window": flops / b,
-                     "ceiling_peak_windows_per_s": peak[threads] * 1e9 * b / flops,
+        total = flops(prods)
+        rows.append({"batch": b, "flops_per_window": total / b,
+                     "ceiling_peak_windows_per_s": peak[threads] * 1e9 * b / total,
                      "ceiling_products_windows_per_s": b / t_batch,
-                     "products_gflops": flops / t_batch / 1e9,
+                     "products_gflops": total / t_batch / 1e9,
                      "products": [{"count": c, "m": m, "k": k, "n": n, "calls": calls, "seconds_per_call": t}
                                   for ((c, m, k, n), calls), t in zip(prods, per_call)]})
     return {"threads": threads, "peak_gflops": {str(t): v for t, v in peak.items()}, "peak_shape": PEAK_N,
