@@ -10,7 +10,10 @@ Runs, one after the other on the same machine and the same default-config model:
   4. the scorer service, topic -> durable Parquet rows/s on a real broker, per backend, vs a
      plain-Python consumer (confluent-kafka + onnxruntime + pyarrow), beside the same
      backend's inference-only windows/s at the stream's batch size, and the same to S3 (a moto
-     server on loopback) against the local sink (scorer_bench.py).
+     server on loopback) against the local sink (scorer_bench.py); and the same stream again
+     with the broker on a CPU of its own and the consumers on the rest (`scorer_bench.py
+     --pin`, on a machine with two CPUs or more), beside each backend's inference-only
+     windows/s measured on those same CPUs, as when the broker runs on another machine;
   5. the hardware ceiling: the model's FLOPs per window at this machine's measured sgemm peak,
      beside each backend's inference windows/s (roofline.py);
   6. one training epoch, `trainer fit --epochs 1` vs the same epoch in PyTorch (bench_epoch.py);
@@ -148,6 +151,24 @@ def ceiling_line(roof: dict) -> str:
             f"(roofline.py)")
 
 
+def pinned_rows(pinned: dict) -> list:
+    """The stream with the broker on its own CPU (scorer_bench.py --pin): rows/s against the
+    plain-Python consumer on the same CPUs, preds/s against inference only on them."""
+    if not pinned:
+        return []
+    rows = []
+    py = pinned.get("python", {}).get("rows_per_s")
+    for kind, r in pinned.items():
+        if kind == "python":
+            continue
+        cpus = ",".join(map(str, r["consumer_cpus"]))
+        rows.append((f"stream, broker on its own CPU (CPUs {cpus})", f"scorer {kind}", r["rows_per_s"],
+                     "plain Python consumer, same CPUs", py, "rows/s"))
+        rows.append((f"stream vs inference only, CPUs {cpus}", f"scorer {kind}", r["preds_per_s"],
+                     f"{kind} inference only, same CPUs", r["inference_only_per_s"], "win/s"))
+    return rows
+
+
 def cpu_rows(train, infer, backfill, stream, epoch) -> list:
     rows = []
     for t in train:
@@ -223,7 +244,8 @@ def main() -> int:
     auto = auto_backend(model, ckpt, tmp)
     load0 = loadavg()
     t0 = time.time()
-    train = infer = backfill = stream = epoch = roof = None
+    train = infer = backfill = stream = epoch = roof = pinned = None
+    can_pin = len(os.sched_getaffinity(0)) >= 2  # scorer_bench.py --pin: a CPU for the broker, the rest for the consumers
     gpu = {}
     if "cpu" in parts and a.short:
         train = run("bench_train_step.py", ["--threads", threads, "--iters", "2", "--batches", "32"], tmp)
@@ -234,6 +256,10 @@ def main() -> int:
         backfill = run("backfill_bench.py", ["--model", model, "--short"], tmp)
         stream = run("scorer_bench.py", ["--tickers", "10", "--weeks", "20", "--rate", "50", "--seconds", "1",
                                          "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
+        if can_pin:
+            pinned = run("scorer_bench.py", ["--tickers", "10", "--weeks", "20", "--pin", "--throughput-only",
+                                             "--inference-seconds", "0.2", "--backends", "tract,python"], tmp,
+                         tag="pinned")
         epoch = run("bench_epoch.py", [*(rows_arg or ["--synth", "3,80"]), "--threads", threads], tmp)
     elif "cpu" in parts:
         train = run("bench_train_step.py", ["--threads", threads, "--iters", "15", "--batches", "32,256"], tmp)
@@ -243,6 +269,9 @@ def main() -> int:
         backfill = run("backfill_bench.py", ["--model", model, "--tickers", "500", "--weeks", "600"], tmp)
         stream = run("scorer_bench.py", ["--tickers", "200", "--weeks", "300", "--rate", "200", "--seconds", "10",
                                          "--backends", "tract,ort-cpu,python,tract-s3"], tmp)
+        if can_pin:
+            pinned = run("scorer_bench.py", ["--tickers", "200", "--weeks", "300", "--pin", "--throughput-only",
+                                             "--backends", "tract,ort-cpu,python"], tmp, tag="pinned")
         epoch = run("bench_epoch.py", [*(rows_arg or ["--synth", "20,300"]), "--threads", threads], tmp)
     if "gpu" in parts:
         short = a.short
@@ -263,6 +292,7 @@ def main() -> int:
     rows = []  # (what, ours, ours_value, peer, peer_value, unit)
     if "cpu" in parts:
         rows += cpu_rows(train, infer, backfill, stream, epoch)
+        rows += pinned_rows(pinned)
         rows += ceiling_rows(roof, infer)
     if "gpu" in parts:
         rows += gpu_rows(gpu)
@@ -285,7 +315,7 @@ def main() -> int:
         with open(a.json_out, "w") as f:
             json.dump({"machine": machine(), "threads": a.threads, "load_before": load0, "load_after": load1,
                        "short": a.short, "auto_backend": auto, "train": train, "inference": infer, "backfill": backfill,
-                       "stream": stream, "epoch": epoch, "ceiling": roof, "gpu": gpu}, f, indent=1)
+                       "stream": stream, "stream_pinned": pinned, "epoch": epoch, "ceiling": roof, "gpu": gpu}, f, indent=1)
     return 0
 
 

@@ -13,7 +13,14 @@ Kinds (--backends): tract, ort-cpu, python; `<backend>-nolog` without the window
 `<backend>-s3` writing to s3:// on a moto server on loopback (throughput only).
 Prints a table and the scorer/python ratios.
 
+With --pin the broker (and this script) run on one CPU of their own and every consumer on the
+others, as when the broker runs on another machine; each scorer backend's inference-only
+windows/s is then measured on the consumers' CPUs in the same run (`exporter bench`, batch
+--max-rows), and the table gains stream/inference: what the scorer delivers of what its model
+alone can do on the cores it has.
+
     python3 tests/python/scorer_bench.py [--tickers 200] [--weeks 40] [--rate 200] [--seconds 10]
+                                         [--pin] [--throughput-only]
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ import numpy as np, onnxruntime as ort, pyarrow as pa, pyarrow.parquet as pq
 from confluent_kafka import Consumer
 brokers, topic, group, model, out, max_rows, fetch_wait_ms = sys.argv[1:8]
 max_rows = int(max_rows)
-sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+so = ort.SessionOptions(); so.intra_op_num_threads = len(os.sched_getaffinity(0))  # the CPUs it may use
+sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 names = [o.name for o in sess.get_outputs()]
 c = Consumer({"bootstrap.servers": brokers, "group.id": group, "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "session.timeout.ms": 3000, "fetch.wait.max.ms": int(fetch_wait_ms)})
@@ -170,6 +178,8 @@ COMMIT_INTERVAL_MS = 300  # --commit-interval-ms
 CHANGELOG_INTERVAL_MS = 10000  # --changelog-interval-ms
 FETCH_WAIT_MS = 20  # --fetch-wait-ms
 SCORER_EXTRA = {}  # --scorer-kafka KEY=VALUE
+CONSUMER_CPUS = None  # --pin: the CPUs every consumer runs on (None: all)
+BROKER_CPUS = None  # --pin: the CPU the broker and this script run on
 
 
 def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_port):
@@ -178,7 +188,9 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
         with open(script, "w") as f:
             f.write(PY_CONSUMER)
         log = open(os.path.join(tmp, f"{group}.log"), "wb")
-        p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows), str(FETCH_WAIT_MS)], stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen([sys.executable, script, broker.address, topic, group, model, out, str(max_rows),
+                              str(FETCH_WAIT_MS)], stdout=log, stderr=subprocess.STDOUT,
+                             preexec_fn=h.pin_to(CONSUMER_CPUS))
         return p, log.name
     # "<backend>-nolog": the same without the window changelog (restores replay the input)
     backend = kind.removesuffix("-s3").removesuffix("-nolog")
@@ -195,7 +207,7 @@ def start_consumer(kind, broker, topic, group, model, out, tmp, max_rows, http_p
     env = S3.moto.env() if out.startswith("s3://") else {}
     if backend == "ort-cpu":
         env["SCORER__MODEL__ORT_DYLIB_PATH"] = ort_dylib()
-    s = h.Scorer(cfg, os.path.join(tmp, f"{group}.log"), env=env)
+    s = h.Scorer(cfg, os.path.join(tmp, f"{group}.log"), env=env, cpus=CONSUMER_CPUS)
     return s.proc, s.log_path
 
 
@@ -250,6 +262,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def allowed_cpus(pid):
+    """The CPUs every thread of a live process may run on, as the kernel reports them (the
+    union over its threads; /proc/<pid>/task/*/status `Cpus_allowed_list`)."""
+    cpus = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            text = open(f"/proc/{pid}/task/{tid}/status").read()
+        except OSError:
+            continue
+        spec = re.search(r"^Cpus_allowed_list:\s*(\S+)", text, re.M).group(1)
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    return sorted(cpus)
+
+
 def broker_pid(broker):
     with open(os.path.join(broker.data_dir, "broker.pid")) as f:
         return int(f.read().strip())
@@ -280,19 +308,22 @@ def bench_one(kind, broker, model, args, tmp):
         t0 = time.monotonic()
         wait_drained(out, expected, proc, log)
         el = time.monotonic() - t0
-        # where the machine's CPU went while the topic drained: the consumer's own process and
-        # the broker's, as shares of every core's time (the rest: this script, idle, others)
+        # where the CPU went while the topic drained: the consumer's own process and the
+        # broker's, as shares of every core's time (the rest: this script, idle, others); with
+        # --pin, each as a share of the CPUs it was given
         cores = os.cpu_count() or 1
-        res["consumer_cpu_share"] = (cpu_seconds(proc.pid) - cpu0[0]) / (el * cores)
-        res["broker_cpu_share"] = (cpu_seconds(bpid) - cpu0[1]) / (el * cores)
+        res["consumer_cpu_share"] = (cpu_seconds(proc.pid) - cpu0[0]) / (el * len(CONSUMER_CPUS or range(cores)))
+        res["broker_cpu_share"] = (cpu_seconds(bpid) - cpu0[1]) / (el * len(BROKER_CPUS or range(cores)))
         res["rows_per_s"] = len(rows) / el
+        if args.pin:  # where the kernel let them run, read back (not the request)
+            res["consumer_cpus"], res["broker_cpus"] = allowed_cpus(proc.pid), allowed_cpus(bpid)
         res["preds_per_s"] = expected / el
         seconds, res["mean_batch"] = inference_stats(kind, log, port)
         res["infer_share"] = seconds / el
     finally:
         proc.terminate(); proc.wait(30)
-    if kind.endswith("-s3"):
-        return res  # throughput only: the latency phase watches local files
+    if kind.endswith("-s3") or args.throughput_only:
+        return res  # throughput only (the latency phase watches local files)
     # 2. latency at a steady rate
     topic = f"bench-lat-{kind}-{time.time_ns()}"
     broker.create_topics(topic, 2)
@@ -340,6 +371,27 @@ def bench_one(kind, broker, model, args, tmp):
     return res
 
 
+def inference_only(kind, model, args, tmp):
+    """The backend's inference-only windows/s at batch --max-rows on the consumers' CPUs
+    (`exporter bench`, threads = those CPUs), for --pin's stream/inference ratio."""
+    from safetensors.numpy import save_file
+
+    backend = kind.removesuffix("-s3").removesuffix("-nolog")
+    inputs = os.path.join(tmp, "inference-inputs.safetensors")
+    if not os.path.exists(inputs):
+        save_file({"features": np.random.default_rng(3).standard_normal((args.max_rows, 12, 62)).astype(np.float32)},
+                  inputs)
+    out = os.path.join(tmp, f"inference-{backend}.json")
+    env = dict(os.environ)
+    if backend == "ort-cpu":
+        env["ORT_DYLIB_PATH"] = ort_dylib()
+    subprocess.run([h.binary("exporter"), "bench", "--model", model, "--inputs", inputs, "--backend", backend,
+                    "--threads", str(len(CONSUMER_CPUS)), "--batches", str(args.max_rows),
+                    "--seconds", str(args.inference_seconds), "--json", out],
+                   check=True, capture_output=True, env=env, preexec_fn=h.pin_to(CONSUMER_CPUS))
+    return json.load(open(out))[0]["windows_per_s"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tickers", type=int, default=200)
@@ -360,8 +412,19 @@ def main():
                          "when it has nothing new, so it bounds latency, and each held fetch costs broker CPU)")
     ap.add_argument("--scorer-kafka", action="append", default=[], metavar="KEY=VALUE",
                     help="a librdkafka setting for the scorer's clients (kafka.extra), for experiments; repeatable")
+    ap.add_argument("--pin", action="store_true",
+                    help="the broker and this script on the last CPU, the consumers on the others; adds each "
+                         "backend's inference-only rate on the consumers' CPUs and stream/inference")
+    ap.add_argument("--inference-seconds", type=float, default=3.0,
+                    help="with --pin: seconds of the inference-only measurement per backend (default 3)")
+    ap.add_argument("--throughput-only", action="store_true", help="skip the latency phase")
     args = ap.parse_args()
-    global COMMIT_INTERVAL_MS, CHANGELOG_INTERVAL_MS, FETCH_WAIT_MS
+    global COMMIT_INTERVAL_MS, CHANGELOG_INTERVAL_MS, FETCH_WAIT_MS, CONSUMER_CPUS, BROKER_CPUS
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            ap.error(f"--pin needs two CPUs or more; this process may use {cpus}")
+        BROKER_CPUS, CONSUMER_CPUS = {cpus[-1]}, set(cpus[:-1])
     SCORER_EXTRA.update(kv.split("=", 1) for kv in args.scorer_kafka)
     FETCH_WAIT_MS = args.fetch_wait_ms
     COMMIT_INTERVAL_MS = args.commit_interval_ms
@@ -371,6 +434,9 @@ def main():
     how = build_model(model, seed=7, preset=args.preset)
     broker = h.Broker(os.path.join(tmp, "broker"))
     broker.start()
+    if BROKER_CPUS:
+        h.pin_process(broker_pid(broker), BROKER_CPUS)
+        os.sched_setaffinity(0, BROKER_CPUS)  # this script's produce and polling stay off the consumers' CPUs
     results = {}
     global S3
     if any(k.endswith("-s3") for k in args.backends.split(",")):
@@ -381,6 +447,8 @@ def main():
                 print("ort-cpu: no libonnxruntime.so found, skipped")
                 continue
             results[kind] = bench_one(kind, broker, model, args, tmp)
+            if args.pin and kind != "python":
+                results[kind]["inference_only_per_s"] = inference_only(kind, model, args, tmp)
             print(kind, json.dumps(results[kind]), flush=True)
     finally:
         broker.stop()
@@ -390,7 +458,11 @@ def main():
         with open(args.json_out, "w") as f:
             json.dump(results, f)
     print(f"\nmodel: preset {args.preset} ({how}); data {args.tickers} tickers x {args.weeks} weeks; latency at {args.rate}/s for {args.seconds}s")
-    print("cpu%: share of all cores' time while the topic drained, the consumer's process / the broker's")
+    if args.pin:
+        print(f"pinned: consumers on CPUs {sorted(CONSUMER_CPUS)}, the broker and this script on {sorted(BROKER_CPUS)}; "
+              "cpu%: share of the CPUs each was given")
+    else:
+        print("cpu%: share of all cores' time while the topic drained, the consumer's process / the broker's")
     print(f"{'consumer':14} {'rows/s':>10} {'preds/s':>10} {'infer%':>7} {'cpu%':>11} {'p50 ms':>8} {'p99 ms':>8}")
     for k, r in results.items():
         cpu = f"{100*r['consumer_cpu_share']:.0f} / {100*r['broker_cpu_share']:.0f}"
@@ -401,6 +473,12 @@ def main():
         for k, r in results.items():
             if k != "python" and "lat_p50_ms" in r:
                 print(f"ratio {k}/python: throughput x{r['rows_per_s']/base['rows_per_s']:.2f}, p50 latency x{r['lat_p50_ms']/base['lat_p50_ms']:.2f}")
+            elif k != "python":
+                print(f"ratio {k}/python: throughput x{r['rows_per_s']/base['rows_per_s']:.2f}")
+    for k, r in results.items():
+        if "inference_only_per_s" in r:
+            print(f"ratio {k} stream/inference only on CPUs {r['consumer_cpus']}: {r['preds_per_s']:.0f} / "
+                  f"{r['inference_only_per_s']:.0f} = x{r['preds_per_s']/r['inference_only_per_s']:.2f}")
 
 
 if __name__ == "__main__":

@@ -232,17 +232,36 @@ timeout_ms = 15000
     return path
 
 
+def pin_to(cpus: Optional[set]):
+    """A `preexec_fn` that holds a child process to `cpus` (None: leaves it as it is). The
+    affinity is set before exec, so every thread the child starts inherits it."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def pin_process(pid: int, cpus: set) -> None:
+    """Holds every thread of a running process to `cpus`; threads it starts later inherit it."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
+
+
 class Scorer:
     """A `scorer run` process."""
 
-    def __init__(self, config: str, log: str, env: Optional[dict] = None, args: Iterable[str] = ()):
+    def __init__(self, config: str, log: str, env: Optional[dict] = None, args: Iterable[str] = (),
+                 cpus: Optional[set] = None):
+        """`cpus`: the CPUs the process (and every thread it starts) may run on [all]."""
         self.log_path = log
         self.logf = open(log, "ab")
         e = dict(os.environ)
         e.setdefault("RUST_LOG", "info,ort=warn,librdkafka=warn")
         e.update(env or {})
         self.proc = subprocess.Popen([scorer_bin(), "run", "--config", config, *args], stdout=self.logf,
-                                     stderr=subprocess.STDOUT, env=e)
+                                     stderr=subprocess.STDOUT, env=e, preexec_fn=pin_to(cpus))
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -28,6 +28,16 @@ def test_bench_all_short(tmp_path):
     assert {"tract", "ort-cpu", "python", "tract-s3"} <= set(data["stream"]), data["stream"].keys()
     for kind, r in data["stream"].items():
         assert r["rows_per_s"] > 0, (kind, r)
+    if len(os.sched_getaffinity(0)) >= 2:  # the stream again, the broker on a CPU of its own
+        for section in ("stream, broker on its own CPU", "stream vs inference only, CPUs"):
+            assert section in table, f"{section!r} missing:\n{table[-3000:]}"
+        pinned = data["stream_pinned"]
+        assert {"tract", "python"} <= set(pinned), pinned.keys()
+        for kind, r in pinned.items():
+            # read back from the kernel: the consumer never shared the broker's CPU
+            assert r["consumer_cpus"] and r["broker_cpus"] and not set(r["consumer_cpus"]) & set(r["broker_cpus"]), r
+            assert r["rows_per_s"] > 0, (kind, r)
+        assert pinned["tract"]["inference_only_per_s"] > 0, pinned["tract"]
     for e in data["epoch"]:  # one epoch on each side, over the same training windows
         assert e["train_windows"] > 0 and e["rust_windows_per_s"] > 0 and e["pytorch_windows_per_s"] > 0, e
     assert data["epoch"], data.keys()
@@ -50,6 +60,19 @@ def test_broker_cost_short():
     assert any(line.startswith("idle consumer, fetch.wait.max.ms   20") for line in lines), r.stdout
     drains = [line for line in lines if line.startswith("drain, ")]
     assert len(drains) == 2 and all("us/msg" in line for line in drains), r.stdout
+
+
+def test_scorer_idle_short():
+    """The idle probe runs and names the scorer's threads; the producer's polling thread stays
+    under 1 % of a core (rdkafka's ThreadedProducer spun at 1.6-1.75 %, scorer/README.md)."""
+    r = subprocess.run([sys.executable, os.path.join(HERE, "scorer_idle.py"), "--seconds", "8"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    threads = dict(line.rsplit(None, 1) for line in r.stdout.splitlines()[1:])
+    threads = {k.strip(): float(v) for k, v in threads.items()}
+    for name in ("scorer", "scorer-producer", "scorer-worker", "scorer-inferenc", "broker"):
+        assert name in threads, r.stdout
+    assert threads["scorer-producer"] < 1.0, r.stdout
 
 
 def test_scorer_memory_short():
