@@ -163,9 +163,9 @@ def pinned_rows(pinned: dict) -> list:
             continue
         cpus = ",".join(map(str, r["consumer_cpus"]))
         rows.append((f"stream, broker on its own CPU (CPUs {cpus})", f"scorer {kind}", r["rows_per_s"],
-                     "plain Python consumer, same CPUs", py, "rows/s"))
+                     "Python consumer, same CPUs", py, "rows/s"))
         rows.append((f"stream vs inference only, CPUs {cpus}", f"scorer {kind}", r["preds_per_s"],
-                     f"{kind} inference only, same CPUs", r["inference_only_per_s"], "win/s"))
+                     f"{kind} inference, same CPUs", r["inference_only_per_s"], "win/s"))
     return rows
 
 
