@@ -234,7 +234,10 @@ fn load_inputs(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
 }
 
 fn main() -> ExitCode {
+    // First, before any thread: freed tensors stay in the heap for the next model call.
+    let kept = trendscore_infer::allocator::keep_freed_memory();
     trendscore_schemas::logging::init("info", None);
+    tracing::debug!(kept, "allocator tuned to keep freed memory");
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

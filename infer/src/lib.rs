@@ -14,6 +14,7 @@
 //! no `ort` or `tract` type appears in the public signatures, so callers (the scorer) and the
 //! parity suite treat every backend the same way.
 
+pub mod allocator;
 mod chunks;
 pub mod error;
 pub mod info;

@@ -179,10 +179,13 @@ enum TopicsCmd {
 }
 
 fn main() -> Result<()> {
+    // First, before any thread: freed tensors stay in the heap for the next model call.
+    let kept = trendscore_infer::allocator::keep_freed_memory();
     trendscore_schemas::logging::init(
         "info,ort=warn,librdkafka=warn",
         Some(std::io::IsTerminal::is_terminal(&std::io::stderr())),
     );
+    tracing::debug!(kept, "allocator tuned to keep freed memory");
     match Cli::parse().cmd {
         Cmd::Run {
             cfg,
