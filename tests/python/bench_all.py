@@ -145,7 +145,8 @@ def ceiling_line(roof: dict) -> str:
     peaks = ", ".join(f"{v:.0f} GFLOP/s on {t} thr" for t, v in roof["peak_gflops"].items())
     flops = roof["batches"][0]["flops_per_window"] / 1e6
     big = roof["batches"][-1]
-    return (f"ceiling: numpy/OpenBLAS sgemm peak {peaks}; the model is {flops:.2f} MFLOP per window "
+    return (f"ceiling: numpy/OpenBLAS sgemm peak {peaks} ({roof['openblas_core']} kernels, the fastest of "
+            f"{', '.join(roof['openblas_cores_tried'])}); the model is {flops:.2f} MFLOP per window "
             f"(its matrix products); at batch {big['batch']} its own product shapes run at "
             f"{big['products_gflops']:.0f} GFLOP/s in OpenBLAS = {big['ceiling_products_windows_per_s']:.0f} win/s "
             f"(roofline.py)")
